@@ -1,0 +1,3 @@
+from realip.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,99 @@
+"""The ``realip`` command: one error boundary, one exit-code enum.
+
+Each subcommand lives in its own module with a ``register(subparsers)`` function
+that adds its parser and sets ``handler``: a callable taking the parsed namespace
+and returning an exit status. Only :func:`main` turns exceptions into
+``realip: error: ...`` lines; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+
+from realip import __version__
+from realip.cli._exit import ExitStatus
+from realip.errors import RealipError
+
+__all__ = ["ExitStatus", "main"]
+
+# Order is the order of ``realip --help``: the chain first, then the tools.
+_COMMANDS = (
+    "decode",
+    "encode",
+    "serve",
+    "whoami",
+    "send",
+    "probe",
+    "capture",
+    "k8s",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="realip",
+        description="The real client address, end to end: PROXY protocol, trust "
+        "policy, rate limits and diagnostics.",
+    )
+    parser.add_argument("--version", action="version", version=f"realip {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show tracebacks and DEBUG logs"
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output on stderr"
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _COMMANDS:
+        module = importlib.import_module(f"realip.cli._{name}")
+        module.register(subparsers)
+    return parser
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    if args.debug:
+        level = logging.DEBUG
+    elif args.verbose:
+        level = logging.INFO if args.verbose == 1 else logging.DEBUG
+    else:
+        level = logging.WARNING
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger("realip")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return ExitStatus.USAGE
+
+    _configure_logging(args)
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        return ExitStatus.INTERRUPTED
+    except BrokenPipeError:
+        # The reader of our stdout went away (``realip decode ... | head``).
+        sys.stderr.close()
+        return ExitStatus.ERROR
+    except (RealipError, OSError) as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"realip: error: {_describe(exc)}", file=sys.stderr)
+        return ExitStatus.ERROR
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and not isinstance(exc, RealipError):
+        target = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror or exc}{target}"
+    return str(exc)

@@ -1,0 +1,15 @@
+"""`realip decode`: being written; registers its name so the command list is stable."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser("decode", help="(not yet built)")
+    parser.set_defaults(handler=_handler)
+
+
+def _handler(args: argparse.Namespace) -> int:
+    raise NotImplementedError("realip decode is not built yet")
