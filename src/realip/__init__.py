@@ -2,7 +2,7 @@
 
 The package is laid out along the chain a connection travels:
 
-- ``realip.proxyproto``: the PROXY protocol v1/v2 codec (sans-IO, standard library only);
+- ``realip.proxyproto``: the PROXY protocol v1/v2 codec (sans-IO, stdlib only);
 - ``realip.policy``: which sources must, may or must not send a header, and the
   client address from ``Forwarded`` / ``X-Forwarded-For``;
 - ``realip.servers``: asyncio and ASGI servers that apply the policy;

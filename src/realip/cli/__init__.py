@@ -62,7 +62,9 @@ def _configure_logging(args: argparse.Namespace) -> None:
     else:
         level = logging.WARNING
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    )
     root = logging.getLogger("realip")
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -1,0 +1,180 @@
+"""Entry points: one-shot :func:`decode`, :func:`sniff` and the incremental
+:class:`HeaderReader`, plus the per-datagram UDP functions.
+
+Detection follows section 2.2 of the spec: a v2 header starts with the 12-byte
+signature, a v1 header with ``PROXY``. :func:`sniff` answers from as few bytes as
+possible, which is what a receiver that accepts connections both with and without a
+header needs: it never waits once the bytes seen so far rule a header out.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from realip.errors import IncompleteHeader, ProxyProtocolError
+from realip.proxyproto._constants import (
+    V1_PREFIX,
+    V2_MAX_SIZE,
+    V2_SIGNATURE,
+)
+from realip.proxyproto._types import ProxyHeader
+from realip.proxyproto._util import show
+from realip.proxyproto._v1 import build_v1, parse_v1
+from realip.proxyproto._v2 import build_v2, parse_v2
+
+Buffer = bytes | bytearray | memoryview
+
+
+class Sniff(enum.Enum):
+    """What the first bytes of a connection say about a PROXY header."""
+
+    V1 = "v1"
+    V2 = "v2"
+    #: The bytes so far start neither signature: this is the client's own data.
+    NOT_PROXY = "not-proxy"
+    #: Every byte so far matches the start of a signature; read more.
+    NEED_MORE = "need-more"
+
+
+def sniff(data: Buffer) -> Sniff:
+    """Tell a v1 line, a v2 block and anything else apart from the first bytes.
+
+    At most 12 bytes (v2) or 6 bytes (v1) are ever needed, and fewer when the bytes
+    diverge from both signatures early (an HTTP request is told apart at its first
+    byte, a TLS ClientHello too).
+    """
+    size = len(data)
+    if size == 0:
+        return Sniff.NEED_MORE
+    first = data[0]
+    if first == 0x0D:
+        seen = min(size, 12)
+        if data[:seen] != V2_SIGNATURE[:seen]:
+            return Sniff.NOT_PROXY
+        return Sniff.V2 if size >= 12 else Sniff.NEED_MORE
+    if first == 0x50:  # "P"
+        seen = min(size, 6)
+        if data[:seen] != V1_PREFIX[:seen]:
+            return Sniff.NOT_PROXY
+        return Sniff.V1 if size >= 6 else Sniff.NEED_MORE
+    return Sniff.NOT_PROXY
+
+
+def decode(data: Buffer, *, max_size: int = V2_MAX_SIZE) -> ProxyHeader:
+    """Decode the PROXY header at the start of ``data``.
+
+    Returns the header; ``header.length`` is the number of bytes it took, and
+    ``data[header.length:]`` is the client's own data. Raises
+    :class:`~realip.errors.IncompleteHeader` when ``data`` is a valid but
+    unfinished start of a header, and :class:`~realip.errors.ProxyProtocolError`
+    (never anything else) when it is not a valid header.
+    """
+    if isinstance(data, memoryview):
+        data = data.tobytes()
+    if data[:12] == V2_SIGNATURE:
+        return parse_v2(data, max_size)
+    if data[:6] == V1_PREFIX:
+        return parse_v1(data)
+    kind = sniff(data)
+    if kind is Sniff.NEED_MORE:
+        raise IncompleteHeader(
+            f"{len(data)} byte(s) so far, too few to tell a PROXY header: {show(data)}",
+            needed=None,
+        )
+    raise ProxyProtocolError(
+        f"not a PROXY protocol header: starts with {show(data)}", field="signature"
+    )
+
+
+class HeaderReader:
+    """Incremental decoder: feed it chunks of any size, one byte at a time included.
+
+    :meth:`feed` returns the header once it is complete (``None`` until then), and
+    raises :class:`~realip.errors.ProxyProtocolError` as soon as the bytes cannot
+    be a valid header. :attr:`remaining` then holds, untouched, every byte that
+    followed the header.
+    """
+
+    __slots__ = ("_buffer", "_max_size", "header")
+
+    def __init__(self, *, max_size: int = V2_MAX_SIZE) -> None:
+        self._buffer = bytearray()
+        self._max_size = max_size
+        self.header: ProxyHeader | None = None
+
+    def feed(self, data: Buffer) -> ProxyHeader | None:
+        buffer = self._buffer
+        buffer += data
+        if self.header is not None:
+            return self.header
+        try:
+            self.header = decode(buffer, max_size=self._max_size)
+        except IncompleteHeader:
+            return None
+        return self.header
+
+    @property
+    def buffered(self) -> int:
+        """How many bytes have been fed so far."""
+        return len(self._buffer)
+
+    @property
+    def remaining(self) -> bytes:
+        """The bytes after the header (empty until the header is complete)."""
+        if self.header is None:
+            return b""
+        return bytes(self._buffer[self.header.length :])
+
+
+def encode(header: ProxyHeader, *, crc32c: bool = False, pad_to: int = 0) -> bytes:
+    """Build the wire form of ``header`` (v1 or v2, as ``header.version`` says).
+
+    ``decode(encode(h))`` equals ``h`` apart from ``length``, which ``decode`` sets.
+    ``crc32c`` and ``pad_to`` apply to v2 only.
+    """
+    if header.version == 1:
+        if header.tlvs or crc32c or pad_to:
+            raise ProxyProtocolError(
+                "v1 headers carry no TLVs, CRC32C or padding", field="version"
+            )
+        return build_v1(header.source, header.destination, header.family)
+    if header.version != 2:
+        raise ProxyProtocolError(
+            f"version must be 1 or 2, got {header.version!r}", field="version"
+        )
+    return build_v2(
+        header.command,
+        header.source,
+        header.destination,
+        family=header.family,
+        protocol=header.protocol,
+        tlvs=header.tlvs,
+        crc32c=crc32c,
+        pad_to=pad_to,
+    )
+
+
+def decode_datagram(
+    datagram: Buffer, *, max_size: int = V2_MAX_SIZE
+) -> tuple[ProxyHeader, memoryview]:
+    """Decode the header at the start of one UDP datagram; return it and the payload.
+
+    The 2026 spec's UDP rules: the header and its payload travel in the same
+    datagram and each datagram is parsed on its own, so a datagram that ends inside
+    a header is invalid, never "incomplete".
+    """
+    try:
+        header = decode(datagram, max_size=max_size)
+    except IncompleteHeader as exc:
+        raise ProxyProtocolError(
+            f"datagram of {len(datagram)} bytes ends inside its PROXY header ({exc})",
+            field="length",
+        ) from None
+    return header, memoryview(datagram)[header.length :]
+
+
+def encode_datagram(
+    header: ProxyHeader, payload: Buffer, *, crc32c: bool = False
+) -> bytes:
+    """One UDP datagram: the header, then ``payload``."""
+    return encode(header, crc32c=crc32c) + bytes(payload)

@@ -1,0 +1,203 @@
+"""The values the codec produces and consumes: a header and its TLVs."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import NamedTuple, TypeAlias
+
+from realip.errors import ProxyProtocolError
+from realip.proxyproto._constants import (
+    SSL_CLIENT_CERT_CONN,
+    SSL_CLIENT_CERT_SESS,
+    SSL_CLIENT_SSL,
+    Command,
+    Family,
+    Protocol,
+    TLVType,
+)
+
+#: ``(host, port)`` for INET and INET6, like a socket's peername; a path for UNIX.
+Address: TypeAlias = tuple[str, int] | str
+
+
+class TLV(NamedTuple):
+    """One type-length-value entry, as received (the value is raw bytes)."""
+
+    type: int
+    value: bytes
+
+
+class SSLInfo(NamedTuple):
+    """The decoded SSL TLV (section 2.2.5): client flags, verify result, sub-TLVs."""
+
+    client: int
+    verify: int
+    tlvs: tuple[TLV, ...]
+
+    @property
+    def ssl(self) -> bool:
+        """The client connected over SSL/TLS."""
+        return bool(self.client & SSL_CLIENT_SSL)
+
+    @property
+    def cert_conn(self) -> bool:
+        """The client sent a certificate on this connection."""
+        return bool(self.client & SSL_CLIENT_CERT_CONN)
+
+    @property
+    def cert_sess(self) -> bool:
+        """The client sent a certificate at least once in this TLS session."""
+        return bool(self.client & SSL_CLIENT_CERT_SESS)
+
+    @property
+    def verified(self) -> bool:
+        """The client presented a certificate and it was verified (verify == 0)."""
+        return self.verify == 0
+
+    def get(self, tlv_type: int) -> bytes | None:
+        for tlv in self.tlvs:
+            if tlv.type == tlv_type:
+                return tlv.value
+        return None
+
+
+@dataclass(slots=True)
+class ProxyHeader:
+    """A decoded PROXY protocol header, v1 or v2.
+
+    ``source`` and ``destination`` are ``(host, port)`` tuples for INET and INET6,
+    a path string for UNIX, and ``None`` for UNSPEC, for v1 ``UNKNOWN`` and for
+    LOCAL (whose address block the spec says to discard). ``length`` is how many
+    bytes the header took on the wire; the bytes after it belong to the client.
+    """
+
+    version: int
+    command: Command
+    family: Family
+    protocol: Protocol
+    source: Address | None
+    destination: Address | None
+    tlvs: tuple[TLV, ...] = ()
+    length: int = 0
+
+    @property
+    def is_local(self) -> bool:
+        """A v2 LOCAL header: the sender speaks for itself (a health check)."""
+        return self.command is Command.LOCAL
+
+    @property
+    def carries_address(self) -> bool:
+        """True when the header names a client to use instead of the peer."""
+        return self.source is not None
+
+    def tlv(self, tlv_type: int) -> bytes | None:
+        """The value of the first TLV of ``tlv_type``, or ``None``."""
+        for tlv in self.tlvs:
+            if tlv.type == tlv_type:
+                return tlv.value
+        return None
+
+    def tlvs_of(self, tlv_type: int) -> list[bytes]:
+        """Every value of ``tlv_type``, in received order (types may repeat)."""
+        return [tlv.value for tlv in self.tlvs if tlv.type == tlv_type]
+
+    @property
+    def alpn(self) -> bytes | None:
+        return self.tlv(TLVType.ALPN)
+
+    @property
+    def authority(self) -> str | None:
+        value = self.tlv(TLVType.AUTHORITY)
+        return None if value is None else value.decode("utf-8")
+
+    @property
+    def unique_id(self) -> bytes | None:
+        return self.tlv(TLVType.UNIQUE_ID)
+
+    @property
+    def netns(self) -> str | None:
+        value = self.tlv(TLVType.NETNS)
+        return None if value is None else value.decode("ascii")
+
+    @property
+    def ssl(self) -> SSLInfo | None:
+        value = self.tlv(TLVType.SSL)
+        return None if value is None else parse_ssl(value)
+
+    @property
+    def aws_vpce_id(self) -> str | None:
+        """The AWS VPC endpoint id (TLV 0xEA, sub-type 0x01), if present."""
+        value = self.tlv(TLVType.AWS)
+        if value is None:
+            return None
+        return decode_vendor(TLVType.AWS, value).get("vpce_id")  # type: ignore[return-value]
+
+    @property
+    def azure_link_id(self) -> int | None:
+        """The Azure private endpoint LINKID (TLV 0xEE, sub-type 0x01), if present."""
+        value = self.tlv(TLVType.AZURE)
+        if value is None:
+            return None
+        return decode_vendor(TLVType.AZURE, value).get("link_id")  # type: ignore[return-value]
+
+    @property
+    def gcp_psc_connection_id(self) -> int | None:
+        """The Google Private Service Connect connection id (TLV 0xE0), if present."""
+        value = self.tlv(TLVType.GCP)
+        if value is None:
+            return None
+        return decode_vendor(TLVType.GCP, value).get("psc_connection_id")  # type: ignore[return-value]
+
+
+_SSL_HEAD = struct.Struct("!BI")
+_TLV_HEAD = struct.Struct("!BH")
+
+
+def split_tlvs(data: bytes | memoryview, start: int, end: int) -> tuple[TLV, ...] | str:
+    """Split ``data[start:end]`` into TLVs, or return why it cannot be split.
+
+    Returning the reason instead of raising keeps the caller in charge of the
+    error's wording (a header TLV and an SSL sub-TLV are reported differently).
+    """
+    tlvs = []
+    unpack = _TLV_HEAD.unpack_from
+    pos = start
+    while pos < end:
+        if end - pos < 3:
+            return f"{end - pos} stray byte(s) at offset {pos}, too short for a TLV"
+        tlv_type, length = unpack(data, pos)
+        value_end = pos + 3 + length
+        if value_end > end:
+            return (
+                f"TLV 0x{tlv_type:02X} at offset {pos} declares {length} bytes, "
+                f"{value_end - end} more than the header holds"
+            )
+        tlvs.append(TLV(tlv_type, bytes(data[pos + 3 : value_end])))
+        pos = value_end
+    return tuple(tlvs)
+
+
+def parse_ssl(value: bytes) -> SSLInfo:
+    """Decode an SSL TLV value that the decoder has already validated."""
+    client, verify = _SSL_HEAD.unpack_from(value)
+    subs = split_tlvs(value, 5, len(value))
+    if isinstance(subs, str):
+        raise ProxyProtocolError(f"SSL TLV: {subs}", field="tlv 0x20")
+    return SSLInfo(client, verify, subs)
+
+
+def decode_vendor(tlv_type: int, value: bytes) -> dict[str, object]:
+    """Decode the cloud vendors' TLVs realip knows; an empty dict when the shape is
+    not the documented one (vendor TLVs are never an error, only opaque)."""
+    if tlv_type == TLVType.AWS and len(value) >= 1:
+        if value[0] == 0x01:
+            return {"subtype": 1, "vpce_id": value[1:].decode("ascii", "replace")}
+        return {"subtype": value[0]}
+    if tlv_type == TLVType.AZURE and len(value) >= 1:
+        if value[0] == 0x01 and len(value) == 5:
+            return {"subtype": 1, "link_id": int.from_bytes(value[1:5], "little")}
+        return {"subtype": value[0]}
+    if tlv_type == TLVType.GCP and len(value) == 8:
+        return {"psc_connection_id": int.from_bytes(value, "big")}
+    return {}
