@@ -15,9 +15,13 @@ ASGIApp = Any  # an ASGI 3 callable; typed loosely so the CLI needs no ASGI stub
 
 
 def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
-    """--limit PATH=N/UNIT[,burst=B] (repeatable; UNIT second|minute|hour|day; PATH ending in *
-    is a prefix), --redis URL, and whatever else you need (--limit-fail open|closed,
-    --limit-ipv6-prefix, --limit-exempt CIDR, --ratelimit-headers)."""
+    """Add the rate-limit flags to ``parser``.
+
+    ``--limit PATH=N/UNIT[,burst=B]`` (repeatable; UNIT second|minute|hour|day; a
+    PATH ending in ``*`` is a prefix), ``--redis URL``, ``--limit-fail
+    open|closed``, ``--limit-ipv6-prefix``, ``--limit-exempt CIDR``,
+    ``--limit-max-clients`` and ``--ratelimit-headers``.
+    """
     group = parser.add_argument_group("rate limits (per real client address)")
     group.add_argument(
         "--limit",
@@ -67,13 +71,15 @@ def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--ratelimit-headers",
         action="store_true",
-        help="also send the RateLimit field on allowed responses (429s always carry it)",
+        help="also send the RateLimit fields on allowed responses (a 429 always has "
+        "them)",
     )
 
 
 def wrap_with_limits(app: ASGIApp, args: argparse.Namespace) -> ASGIApp:
-    """Return app wrapped in the rate-limit middleware, or app itself when no --limit was given.
-    Bad values raise realip.errors.ConfigError naming the flag and the value."""
+    """Return ``app`` wrapped in the rate-limit middleware, or ``app`` itself when
+    no ``--limit`` was given. Bad values raise :class:`realip.errors.ConfigError`
+    naming the flag and the value."""
     specs: list[str] = list(getattr(args, "limit", None) or [])
     if not specs:
         return app
@@ -82,10 +88,10 @@ def wrap_with_limits(app: ASGIApp, args: argparse.Namespace) -> ASGIApp:
         KeyPolicy,
         RateLimitMiddleware,
         open_store,
-        parse_limit_flag,
+        parse_limit_flags,
     )
 
-    rules = [parse_limit_flag(spec, flag="--limit") for spec in specs]
+    rules = parse_limit_flags(specs, flag="--limit")
     keys = KeyPolicy(
         ipv6_prefix=args.limit_ipv6_prefix,
         exempt=args.limit_exempt,
@@ -103,4 +109,5 @@ def wrap_with_limits(app: ASGIApp, args: argparse.Namespace) -> ASGIApp:
         store=store,
         keys=keys,
         headers_on_allowed=args.ratelimit_headers,
+        close_store=True,
     )
