@@ -1,0 +1,187 @@
+"""An asyncio protocol that runs the gate before the application protocol.
+
+Theory of operation. :class:`GateProtocol` is what the event loop creates for
+each accepted connection. It counts itself as *pending*, arms the header timer
+and feeds every byte to a :class:`~realip.policy.Gate`. On a refusal it logs the
+reason (rate-limited) and closes the connection without writing a byte. On
+acceptance it builds the application protocol, hands the real transport over to
+it (``transport.set_protocol``, so later reads go straight to the application
+with no detour through this class), calls its ``connection_made`` with a
+:class:`ClientTransport` that reports the real client, and delivers the bytes
+that followed the header.
+
+:data:`current_connection` holds the :class:`ConnectionInfo` while the
+application protocol's ``connection_made`` runs, so tasks it creates (the
+``asyncio.start_server`` callback, hypercorn's connection task) copy it into their
+context.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections.abc import Callable
+from typing import Any, cast
+
+from realip.policy import Decision, Gate, Policy
+from realip.servers._transport import ClientTransport, ConnectionInfo
+
+logger = logging.getLogger("realip.servers")
+
+#: The accepted connection whose application code is running (see module doc).
+current_connection: contextvars.ContextVar[ConnectionInfo | None] = (
+    contextvars.ContextVar("realip_connection", default=None)
+)
+
+InnerFactory = Callable[[ConnectionInfo], asyncio.BaseProtocol]
+
+
+class Pending:
+    """Connections of one server still waiting for a decision."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+def _address(value: Any) -> tuple[str, int] | None:
+    if isinstance(value, tuple) and len(value) >= 2:
+        return (str(value[0]), int(value[1]))
+    return None
+
+
+class GateProtocol(asyncio.Protocol):
+    """Applies ``policy`` to one connection, then becomes ``make_inner(info)``."""
+
+    def __init__(
+        self, make_inner: InnerFactory, policy: Policy, pending: Pending
+    ) -> None:
+        self._make_inner = make_inner
+        self._policy = policy
+        self._pending = pending
+        self._gate: Gate | None = None
+        self._transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._counted = False
+        self._local: tuple[str, int] | None = None
+
+    # -- asyncio.Protocol ----------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A stream server's transports are asyncio.Transport (read and write).
+        self._transport = cast(asyncio.Transport, transport)
+        self._local = _address(transport.get_extra_info("sockname"))
+        gate = Gate(self._policy, transport.get_extra_info("peername"), self._local)
+        decision = gate.at_connect()
+        if decision is None and self._pending.count >= self._policy.max_pending:
+            decision = gate.overloaded(self._pending.count)
+        if decision is not None:
+            self._refuse(decision)
+            return
+        self._gate = gate
+        self._pending.count += 1
+        self._counted = True
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self._policy.header_timeout, self._expired)
+
+    def data_received(self, data: bytes) -> None:
+        gate = self._gate
+        if gate is None:
+            return  # refused and closing: drop whatever is still in flight
+        decision = gate.feed(data)
+        if decision is not None:
+            self._decide(decision)
+
+    def eof_received(self) -> bool | None:
+        gate = self._gate
+        if gate is None:
+            return None
+        return self._decide(gate.eof(), eof=True)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # Only reached before a decision (afterwards the application protocol
+        # owns the transport).
+        self._settle()
+
+    # -- decisions -----------------------------------------------------------------
+
+    def _expired(self) -> None:
+        self._timer = None
+        gate = self._gate
+        if gate is not None:
+            self._decide(gate.expired())
+
+    def _settle(self) -> None:
+        self._gate = None
+        if self._counted:
+            self._counted = False
+            self._pending.count -= 1
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _refuse(self, decision: Decision) -> None:
+        self._settle()
+        self._policy.refusals.refused(decision.reason or "refused")
+        if self._transport is not None:
+            self._transport.close()
+
+    def _decide(self, decision: Decision, *, eof: bool = False) -> bool | None:
+        if not decision.accepted:
+            self._refuse(decision)
+            return None
+        self._settle()
+        transport = cast(asyncio.Transport, self._transport)
+        info = ConnectionInfo(
+            decision.peer,
+            decision.client,
+            decision.header,
+            decision.action,
+            self._local,
+        )
+        inner = self._make_inner(info)
+        transport.set_protocol(inner)
+        token = current_connection.set(info)
+        try:
+            inner.connection_made(ClientTransport(transport, info))
+        finally:
+            current_connection.reset(token)
+        if decision.remaining:
+            _deliver(inner, decision.remaining)
+        if eof and isinstance(inner, asyncio.Protocol | asyncio.BufferedProtocol):
+            return inner.eof_received()
+        return None
+
+
+def _deliver(inner: asyncio.BaseProtocol, data: bytes) -> None:
+    """Give ``data`` to the application protocol as the loop would."""
+    if isinstance(inner, asyncio.BufferedProtocol):
+        view = memoryview(data)
+        while view:
+            buffer = memoryview(inner.get_buffer(len(view)))
+            size = min(len(buffer), len(view))
+            buffer[:size] = view[:size]
+            inner.buffer_updated(size)
+            view = view[size:]
+    elif isinstance(inner, asyncio.Protocol):
+        inner.data_received(data)
+
+
+def wrap_protocol_factory(
+    factory: Callable[[], asyncio.BaseProtocol], policy: Policy
+) -> Callable[[], GateProtocol]:
+    """A protocol factory for ``loop.create_server`` that applies ``policy``
+    before ``factory``'s protocols see a byte. The protocol's transport reports
+    the real client as ``peername``; ``get_extra_info("realip")`` gives the
+    :class:`ConnectionInfo` (header and TLVs included)."""
+    pending = Pending()
+
+    def make_inner(info: ConnectionInfo) -> asyncio.BaseProtocol:
+        return factory()
+
+    def create() -> GateProtocol:
+        return GateProtocol(make_inner, policy, pending)
+
+    return create

@@ -1,0 +1,93 @@
+"""The per-connection gate: every action, whole and byte by byte."""
+
+from __future__ import annotations
+
+import pytest
+
+from realip.policy import Action, Gate, Policy
+from realip.proxyproto import Command, build_v1, build_v2
+
+PEER = ("10.0.0.5", 40000)
+CLIENT = ("192.0.2.7", 51000)
+SERVER = ("198.51.100.1", 443)
+V1 = build_v1(CLIENT, SERVER)
+V2 = build_v2(Command.PROXY, CLIENT, SERVER)
+LOCAL = build_v2(Command.LOCAL, None, None)
+HTTP = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def gate(action: Action, peer: tuple[str, int] = PEER) -> Gate:
+    return Gate(Policy([("10.0.0.0/8", action)], default=Action.DENY), peer, None)
+
+
+def feed_bytewise(g: Gate, data: bytes):  # type: ignore[no-untyped-def]
+    for index in range(len(data)):
+        decision = g.feed(data[index : index + 1])
+        if decision is not None:
+            return decision, index + 1
+    return None, len(data)
+
+
+@pytest.mark.parametrize("header", [V1, V2], ids=["v1", "v2"])
+@pytest.mark.parametrize("action", [Action.REQUIRE, Action.OPTIONAL])
+def test_header_gives_client_and_leaves_data(action: Action, header: bytes) -> None:
+    decision = gate(action).feed(header + HTTP)
+    assert decision is not None and decision.accepted
+    assert decision.client == CLIENT
+    assert decision.header is not None and decision.header.source == CLIENT
+    assert decision.remaining == HTTP
+
+
+@pytest.mark.parametrize("header", [V1, V2], ids=["v1", "v2"])
+@pytest.mark.parametrize("action", [Action.REQUIRE, Action.OPTIONAL, Action.IGNORE])
+def test_one_byte_at_a_time_decides_at_the_last_header_byte(
+    action: Action, header: bytes
+) -> None:
+    decision, used = feed_bytewise(gate(action), header + HTTP)
+    assert decision is not None and decision.accepted
+    assert used == len(header)
+    assert decision.remaining == b""
+    expected = PEER if action is Action.IGNORE else CLIENT
+    assert decision.client == expected
+
+
+def test_require_refuses_plain_http_naming_the_hairpin() -> None:
+    decision = gate(Action.REQUIRE).feed(HTTP)
+    assert decision is not None and not decision.accepted
+    assert decision.reason is not None
+    assert "plain HTTP from 10.0.0.5" in decision.reason
+    assert "Kubernetes hairpin" in decision.reason
+    assert "action require" in decision.reason
+    assert "'GET / HTTP/1.1" in decision.reason
+
+
+@pytest.mark.parametrize("action", [Action.OPTIONAL, Action.IGNORE, Action.REJECT])
+def test_client_data_is_decided_at_its_first_byte(action: Action) -> None:
+    decision = gate(action).feed(b"G")
+    assert decision is not None and decision.accepted
+    assert decision.client == PEER and decision.remaining == b"G"
+
+
+def test_reject_refuses_a_header() -> None:
+    decision = gate(Action.REJECT).feed(V2)
+    assert decision is not None and not decision.accepted
+    assert "PROXY header from 10.0.0.5, which is not a trusted proxy" in str(
+        decision.reason
+    )
+
+
+def test_local_header_uses_the_real_endpoints() -> None:
+    decision = gate(Action.REQUIRE).feed(LOCAL + HTTP)
+    assert decision is not None and decision.accepted
+    assert decision.client == PEER and decision.remaining == HTTP
+
+
+def test_deny_and_default() -> None:
+    denied = gate(Action.REQUIRE, peer=("203.0.113.1", 1))
+    assert denied.action is Action.DENY
+    decision = denied.at_connect()
+    assert decision is not None and not decision.accepted
+
+
+def test_mapped_ipv6_peer_matches_ipv4_rule() -> None:
+    assert gate(Action.OPTIONAL, peer=("::ffff:10.1.2.3", 1)).action is Action.OPTIONAL
