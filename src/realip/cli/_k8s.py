@@ -194,7 +194,11 @@ def _render(finding: Finding) -> str:
     )
     # Commands are printed whole, never wrapped, so they can be pasted.
     lines.append(f"  fix: {finding.fix}")
-    lines += [f"   or: {alt.removeprefix('or ')}" for alt in finding.alternatives]
+    for alt in finding.alternatives:
+        if alt.startswith("then "):
+            lines.append(f" then: {alt.removeprefix('then ')}")
+        else:
+            lines.append(f"   or: {alt.removeprefix('or ')}")
     if finding.source:
         lines.append(f"  from: {finding.source}")
     return "\n".join(lines) + "\n"

@@ -132,7 +132,8 @@ class _Facts:
             if v < Version(1, 30):
                 return (
                     Tri.MAYBE,
-                    "kube-proxy 1.29 runs with the LoadBalancerIPMode feature gate on",
+                    "kube-proxy 1.29 runs with the LoadBalancerIPMode feature gate "
+                    "on, which the objects do not show",
                 )
             return Tri.YES, f"kube-proxy {v.major}.{v.minor} honours ipMode"
         return Tri.UNKNOWN, ""
@@ -247,6 +248,7 @@ class _Exposure:
     addresses: tuple[str, ...] = ()
     observed: bool = True
     dataplane_blocks: bool = False  # ipMode Proxy is set but ignored
+    proxy_set: bool = False  # the status already has ipMode Proxy
 
 
 def _ingress(service: Obj) -> list[Mapping[str, object]]:
@@ -267,10 +269,12 @@ def _observed(entries: list[Mapping[str, object]], facts: _Facts) -> _Exposure:
     if exposed:
         ips = tuple(str(e["ip"]) for e in exposed)
         if all(e.get("ipMode") == "VIP" for e in exposed):
-            how = "with ipMode VIP"
+            reason = "status.loadBalancer.ingress gives them ipMode VIP"
         else:
-            how = "without ipMode, which the API server treats as VIP"
-        reason = f"status.loadBalancer.ingress lists {_listing(ips)} {how}"
+            reason = (
+                "status.loadBalancer.ingress gives them no ipMode, "
+                "which the API server treats as VIP"
+            )
         if any(e.get("hostname") for e in exposed):
             reason += ", and a hostname beside an IP does not help"
         return _Exposure(Reach.EXPOSED, reason, ips)
@@ -280,10 +284,12 @@ def _observed(entries: list[Mapping[str, object]], facts: _Facts) -> _Exposure:
         ips = tuple(proxied)
         if support is Tri.NO:
             reason = f"their ipMode is Proxy but {why}"
-            return _Exposure(Reach.EXPOSED, reason, ips, dataplane_blocks=True)
+            return _Exposure(
+                Reach.EXPOSED, reason, ips, dataplane_blocks=True, proxy_set=True
+            )
         if support is Tri.MAYBE:
-            return _Exposure(Reach.UNCERTAIN, why, ips)
-        return _Exposure(Reach.SAFE, "ipMode Proxy", ips)
+            return _Exposure(Reach.UNCERTAIN, why, ips, proxy_set=True)
+        return _Exposure(Reach.SAFE, "ipMode Proxy", ips, proxy_set=True)
     return _Exposure(Reach.SAFE, "hostname only")
 
 
@@ -326,11 +332,10 @@ def _predicted(
     ):
         return _Exposure(Reach.SAFE, "the status is a hostname only", observed=False)
 
-    pending = "the status is not populated yet, and "
     keeps_vip = _why_vip(provider, service, effect)
     if keeps_vip is not None:
-        return _Exposure(Reach.EXPOSED, pending + keeps_vip, observed=False)
-    return _predicted_proxy(provider, facts, pending)
+        return _Exposure(Reach.EXPOSED, keeps_vip, observed=False)
+    return _predicted_proxy(provider, facts)
 
 
 def _why_vip(provider: Provider, service: Obj, effect: _Effect) -> str | None:
@@ -340,16 +345,16 @@ def _why_vip(provider: Provider, service: Obj, effect: _Effect) -> str | None:
     asks_proxy = override.lower() == provider.ipmode_proxy.lower()
     if mode is IpMode.NEVER:
         if provider is UNKNOWN:
-            return "most controllers report an IP address without ipMode"
+            return "most controllers report an IP address and no ipMode"
         shape = provider.shape.value
-        return f"{provider.name}'s controller reports {shape} without ipMode"
+        return f"{provider.name}'s controller will report {shape} and no ipMode"
     if mode is IpMode.WHEN_PROXY and effect.proxy is None:
         return f"{provider.ccm} sets ipMode Proxy only when PROXY protocol is on"
     if mode is IpMode.WHEN_ALL_PORTS_PROXY:
         if override:
             return None if asks_proxy else f"{provider.ipmode_key}={override} keeps VIP"
         if not _all_ports(service, effect.proxy):
-            return "not every port has PROXY protocol, so the controller keeps VIP"
+            return "the controller keeps VIP because not every port has PROXY"
     if mode is IpMode.OPT_IN and not asks_proxy:
         return (
             f"{provider.name}'s controller keeps ipMode VIP unless "
@@ -360,25 +365,25 @@ def _why_vip(provider: Provider, service: Obj, effect: _Effect) -> str | None:
     return None
 
 
-def _predicted_proxy(provider: Provider, facts: _Facts, pending: str) -> _Exposure:
+def _predicted_proxy(provider: Provider, facts: _Facts) -> _Exposure:
     """The controller will set ``ipMode: Proxy``, if it is recent enough and the
     data plane honours it."""
     since = _since(provider)
     running = facts.ccm_version(provider)
     if since is not None and running is not None and running < since:
         why = f"{provider.ccm} {running} does not set ipMode (it does from {since})"
-        return _Exposure(Reach.EXPOSED, pending + why, observed=False)
+        return _Exposure(Reach.EXPOSED, why, observed=False)
 
     support, why = facts.ipmode_support()
     if support is Tri.NO:
-        reason = f"{pending}the controller sets ipMode Proxy but {why}"
+        reason = f"the controller will set ipMode Proxy but {why}"
         return _Exposure(Reach.EXPOSED, reason, observed=False, dataplane_blocks=True)
     if support is Tri.MAYBE:
         return _Exposure(Reach.UNCERTAIN, why, observed=False)
     if since is not None and running is None:
         why = (
-            f"{provider.ccm} is {provider.ipmode_since} or later, "
-            "so that it sets ipMode Proxy"
+            f"{provider.ccm} is {provider.ipmode_since} or later, which sets ipMode "
+            "Proxy, and the objects show no release of it (see --ccm-version)"
         )
         return _Exposure(Reach.UNCERTAIN, why, observed=False)
     return _Exposure(Reach.SAFE, "ipMode Proxy", observed=False)
@@ -427,16 +432,19 @@ def _hairpin_fixes(
     if (
         provider.ipmode is IpMode.WHEN_PROXY
         and ipmode_usable
+        and not exposure.proxy_set
         and (since is None or running is None or running < since)
     ):
         fixes.append(
             f"or upgrade {provider.ccm} to {provider.ipmode_since} or later: it sets "
             "ipMode Proxy when PROXY protocol is on (Kubernetes 1.30 or later)"
         )
-    if exposure.dataplane_blocks or (provider.ipmode_key and not ipmode_usable):
+    uses_ipmode = provider.ipmode is not IpMode.NEVER or exposure.proxy_set
+    if exposure.dataplane_blocks or (uses_ipmode and support in (Tri.MAYBE, Tri.NO)):
         fixes.append(
-            "or upgrade the data plane so it honours ipMode Proxy: kube-proxy 1.30 "
-            "or later, or Cilium 1.17 or later except 1.18.0"
+            "or make the data plane honour ipMode Proxy: kube-proxy 1.30 or later "
+            "(1.29 with the LoadBalancerIPMode feature gate), or Cilium 1.17 or "
+            "later except 1.18.0"
         )
     if provider.ccm_wide_fix:
         fixes.append(provider.ccm_wide_fix)
@@ -457,16 +465,15 @@ def _first_sentence(provider: Provider, exposure: _Exposure) -> str:
             else "calls"
         )
         lead = "" if exposure.observed else "The status is not populated yet, and "
-        text = f"in-cluster {target} reach {lb} only if {exposure.reason}"
-        return _cap(f"{lead}{text}, which the objects do not show.")
+        return _cap(f"{lead}in-cluster {target} reach {lb} only if {exposure.reason}.")
     if exposure.observed:
         return (
             f"In-cluster calls to {_listing(exposure.addresses)} never reach {lb}: "
             f"kube-proxy short-circuits them because {exposure.reason}."
         )
     return (
-        f"In-cluster calls to this Service's external IP will never reach {lb}: "
-        f"kube-proxy will short-circuit them because {exposure.reason}."
+        f"The status is not populated yet, but {exposure.reason}, so kube-proxy will "
+        f"short-circuit in-cluster calls to that IP and they will never reach {lb}."
     )
 
 
@@ -657,7 +664,7 @@ def _receiver_off(
     hairpin = _hairpin_fixes(provider, service, exposure, facts)
     if exposure.reach is not Reach.SAFE and hairpin:
         then = hairpin[0].removeprefix("or ")
-        fixes.append(f"and then, so that in-cluster calls keep working: {then}")
+        fixes.append(f"then, so that in-cluster calls keep working: {then}")
     return Severity.BROKEN, sentences, fixes
 
 
@@ -704,7 +711,7 @@ def _unseen_proxy(
         f"{exposure.reason}, and arrive without the header and are refused.",
     )
     fixes = list(hairpin_fixes) or [_RECEIVER_POLICY]
-    fixes.append("or, to confirm, run this check again with --assume-proxy-protocol")
+    fixes.append("or run this check again with --assume-proxy-protocol to confirm")
     return Severity.AT_RISK, sentences, fixes
 
 
