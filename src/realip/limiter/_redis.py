@@ -1,8 +1,8 @@
 """GCRA state shared through Redis or Valkey (redis-py's asyncio client).
 
-One decision is one script call: ``gcra.lua`` (shipped in this package) reads the
-server's clock, checks every limit of the request and writes the new state only
-if all of them have room. Calls go out as ``EVALSHA``; a server that answers
+One script, ``gcra.lua`` (shipped in this package), reads the server's clock,
+checks every limit of a request and writes the new state only if all of them
+have room. Calls go out as ``EVALSHA``; a server that answers
 ``NOSCRIPT`` (restarted, failed over, a Cluster node that never saw the script)
 gets the same call as ``EVAL``, which also caches the script there.
 
@@ -11,9 +11,11 @@ Keys are ``<prefix>:{<client>}:<limit name>``. The braces are a Cluster hash tag
 slot, so the multi-key script is legal on a Cluster and the clients spread over
 all nodes.
 
-Auto-pipelining. Requests that arrive while a round trip is in flight are sent
-together as one pipeline when it returns, so a busy server pays one round trip per
-batch rather than per request, and an idle one still sends at once.
+Auto-batching. Requests that arrive while a script call is in flight are decided
+together by the next call, which takes them in arrival order (on a Cluster, one
+call per hash slot, sent as one pipeline). A busy server thus pays one round trip
+and one command per batch rather than per request; an idle one still sends at
+once.
 
 Outages. When Redis cannot be reached the store follows its mode: *fail open*
 allows the request (the :class:`Decision` says ``degraded``), *fail closed* raises
@@ -37,12 +39,14 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.crc import key_slot
 from redis.exceptions import (
     ConnectionError as RedisConnectionError,
 )
 from redis.exceptions import (
     NoScriptError,
     RedisClusterException,
+    ResponseError,
 )
 from redis.exceptions import (
     TimeoutError as RedisTimeoutError,
@@ -51,6 +55,7 @@ from redis.exceptions import (
 from realip.errors import ConfigError, StoreUnavailable
 from realip.limiter._gcra import Decision, Limit, Verdict, settle
 from realip.limiter._keys import ClientKey
+from realip.limiter._rules import Charges
 
 log = logging.getLogger("realip.limiter")
 
@@ -71,7 +76,10 @@ _OUTAGE_ERRORS: Final = (
     OSError,
     RedisClusterException,
 )
-_Pending = tuple[list[str], list[float], "asyncio.Future[list[int]]"]
+_Pending = tuple[list[str], str, "asyncio.Future[list[int]]"]
+#: Requests per script call: bounds how long one call holds the server.
+_BATCH: Final = 256
+_PLAN_CACHE: Final = 1024
 
 
 class RedisStore:
@@ -96,6 +104,7 @@ class RedisStore:
                 f"retry_interval must be > 0 seconds, got {retry_interval!r}"
             )
         self._client = client
+        self._cluster = isinstance(client, RedisCluster)
         self.fail_open = fail_open
         self._prefix = prefix
         self._retry_interval = retry_interval
@@ -105,7 +114,7 @@ class RedisStore:
         self._down_since: float | None = None
         self._retry_at = 0.0
         self._outage_decisions = 0
-        self._limit_args: dict[tuple[Limit, int], tuple[str, float, float, float]] = {}
+        self._plans: dict[Charges, tuple[tuple[str, ...], str]] = {}
 
     async def acquire(
         self, key: ClientKey, charges: Sequence[tuple[Limit, int]]
@@ -116,24 +125,25 @@ class RedisStore:
         loop = asyncio.get_running_loop()
         if self._down_since is not None and loop.time() < self._retry_at:
             return self._outage(charges)
-        client = _client_text(key)
-        keys: list[str] = []
-        args: list[float] = []
-        for limit, cost in charges:
-            name, cost_arg, interval_us, horizon_us = self._args(limit, cost)
-            keys.append(f"{self._prefix}:{{{client}}}:{name}")
-            args += (cost_arg, interval_us, horizon_us)
+        names, args = self._plan(charges)
+        tag = f"{self._prefix}:{{{_client_text(key)}}}:"
         future: asyncio.Future[list[int]] = loop.create_future()
-        self._pending.append((keys, args, future))
+        self._pending.append(([tag + name for name in names], args, future))
         if self._flusher is None:
             self._flusher = loop.create_task(self._flush(), name="realip-limiter-redis")
         try:
             reply = await future
         except StoreUnavailable:
             return self._outage(charges)
-        frees = reply[1::2]
-        backlogs = [b / 1e6 for b in reply[2::2]]
-        return settle(charges, frees, backlogs)
+        if len(charges) == 1:
+            # The common case, without settle()'s generality.
+            limit, cost = charges[0]
+            free, backlog = reply[1], reply[2] / 1e6
+            if reply[0]:
+                reset = backlog + cost * limit.interval
+                verdict = Verdict(limit, True, free - cost, 0.0, reset)
+                return Decision(True, free - cost, 0.0, reset, (verdict,))
+        return settle(charges, reply[1::2], [b / 1e6 for b in reply[2::2]])
 
     async def aclose(self) -> None:
         """Finish the batch in flight, then close the Redis client."""
@@ -146,31 +156,45 @@ class RedisStore:
         """True while an outage is in progress."""
         return self._down_since is not None
 
+    def _plan(
+        self, charges: Sequence[tuple[Limit, int]]
+    ) -> tuple[tuple[str, ...], str]:
+        """Key suffixes and script input for ``charges`` (cached per tuple)."""
+        plan = self._plans.get(charges) if isinstance(charges, tuple) else None
+        if plan is None:
+            words = [str(len(charges))]
+            for limit, cost in charges:
+                words += (
+                    str(cost),
+                    repr(limit.interval * 1e6),
+                    repr(limit.horizon * 1e6),
+                )
+            plan = tuple(limit.name for limit, _ in charges), " ".join(words)
+            if isinstance(charges, tuple) and len(self._plans) < _PLAN_CACHE:
+                self._plans[charges] = plan
+        return plan
+
     # -- batching ---------------------------------------------------------------------
 
     async def _flush(self) -> None:
         try:
             while self._pending:
-                batch, self._pending = self._pending, []
+                batch = self._pending[:_BATCH]
+                del self._pending[:_BATCH]
                 await self._send(batch)
         finally:
             self._flusher = None
 
     async def _send(self, batch: list[_Pending]) -> None:
+        groups = self._groups(batch)
         try:
-            replies = await self._pipeline(batch, "EVALSHA", SCRIPT_SHA)
+            replies = await self._call(groups, "EVALSHA", SCRIPT_SHA)
             again = [
                 i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)
             ]
             if again:
-                log.debug(
-                    "script_missing sha=%s calls=%d; sending EVAL",
-                    SCRIPT_SHA,
-                    len(again),
-                )
-                retried = await self._pipeline(
-                    [batch[i] for i in again], "EVAL", SCRIPT
-                )
+                log.debug("script_missing sha=%s calls=%d", SCRIPT_SHA, len(again))
+                retried = await self._call([groups[i] for i in again], "EVAL", SCRIPT)
                 for i, reply in zip(again, retried, strict=True):
                     replies[i] = reply
         except _OUTAGE_ERRORS as exc:
@@ -181,39 +205,56 @@ class RedisStore:
                         StoreUnavailable(f"{self._label} unreachable: {exc}")
                     )
             return
-        except BaseException as exc:
+        except BaseException:
             for _, _, future in batch:
-                if not future.done():
-                    future.cancel()
-            raise exc
+                future.cancel()
+            raise
 
         self._outage_ended()
-        for (_, _, future), reply in zip(batch, replies, strict=True):
-            if future.done():
-                continue  # the request went away meanwhile
+        for group, reply in zip(groups, replies, strict=True):
             if isinstance(reply, Exception):
-                future.set_exception(
-                    StoreUnavailable(
-                        f"{self._label} refused the rate-limit script: {reply}"
-                    )
-                )
-            else:
-                future.set_result(reply)
+                error = StoreUnavailable(f"{self._label} refused the script: {reply}")
+                for _, _, future in group:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            numbers = list(map(int, reply.split()))
+            at = 0
+            for keys, _, future in group:
+                end = at + 1 + 2 * len(keys)
+                if not future.done():  # else the request went away meanwhile
+                    future.set_result(numbers[at:end])
+                at = end
 
-    async def _pipeline(
-        self, batch: list[_Pending], command: str, script: str
+    def _groups(self, batch: list[_Pending]) -> list[list[_Pending]]:
+        """One script call may only touch one Cluster slot: group by it there."""
+        if not self._cluster:
+            return [batch]
+        slots: dict[int, list[_Pending]] = {}
+        for pending in batch:
+            slots.setdefault(key_slot(pending[0][0].encode()), []).append(pending)
+        return list(slots.values())
+
+    async def _call(
+        self, groups: list[list[_Pending]], command: str, script: str
     ) -> list[Any]:
+        """Run the script once per group; a reply or the server's error per group."""
+        calls: list[tuple[str | int, ...]] = []
+        for group in groups:
+            keys: list[str] = []
+            for pending_keys, _, _ in group:
+                keys += pending_keys
+            words = " ".join([pending[1] for pending in group])
+            calls.append((command, script, len(keys), *keys, words))
+        if len(calls) == 1 and not self._cluster:
+            try:
+                return [await self._client.execute_command(*calls[0])]
+            except ResponseError as exc:
+                return [exc]
         pipe = self._client.pipeline(transaction=False)
-        for keys, args, _ in batch:
-            pipe.execute_command(command, script, len(keys), *keys, *args)
+        for call in calls:
+            pipe.execute_command(*call)
         return await pipe.execute(raise_on_error=False)
-
-    def _args(self, limit: Limit, cost: int) -> tuple[str, float, float, float]:
-        cached = self._limit_args.get((limit, cost))
-        if cached is None:
-            cached = (limit.name, cost, limit.interval * 1e6, limit.horizon * 1e6)
-            self._limit_args[(limit, cost)] = cached
-        return cached
 
     # -- outages ----------------------------------------------------------------------
 
@@ -227,9 +268,8 @@ class RedisStore:
             Verdict(limit, True, limit.capacity - cost, 0.0, 0.0)
             for limit, cost in charges
         )
-        return Decision(
-            True, min(v.remaining for v in verdicts), 0.0, 0.0, verdicts, True
-        )
+        remaining = min(v.remaining for v in verdicts)
+        return Decision(True, remaining, 0.0, 0.0, verdicts, True)
 
     def _outage_started(self, exc: BaseException) -> None:
         now = asyncio.get_running_loop().time()
@@ -251,8 +291,8 @@ class RedisStore:
         lasted = asyncio.get_running_loop().time() - self._down_since
         self._down_since = None
         log.warning(
-            "store=%s reachable again after %.1fs; %d decisions were made by the "
-            "fail mode meanwhile",
+            "store=%s reachable again after %.1fs; the fail mode made %d decisions "
+            "meanwhile",
             self._label,
             lasted,
             self._outage_decisions,
