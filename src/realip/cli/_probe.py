@@ -23,6 +23,7 @@ from realip.diagnostics import (
     probe_to_json,
     render_probe,
 )
+from realip.errors import ConfigError
 
 
 def register(subparsers: Any) -> None:
@@ -80,6 +81,7 @@ def register(subparsers: Any) -> None:
 
 def _handler(args: argparse.Namespace) -> int:
     target = parse_endpoint(args.target, what="target")
+    _check_positive(args)
     bind = (
         None
         if args.bind_source is None
@@ -102,3 +104,12 @@ def _handler(args: argparse.Namespace) -> int:
     if report.verdict is Verdict.UNCLEAR:
         return ExitStatus.UNCLEAR
     return ExitStatus.OK
+
+
+def _check_positive(args: argparse.Namespace) -> None:
+    for flag, value in (
+        ("--timeout", args.timeout),
+        ("--total-timeout", args.total_timeout),
+    ):
+        if value is not None and not value > 0:
+            raise ConfigError(f"{flag} must be more than 0 seconds, got {value:g}")

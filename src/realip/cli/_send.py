@@ -98,6 +98,10 @@ def register(subparsers: Any) -> None:
 
 def _handler(args: argparse.Namespace) -> int:
     host, port = parse_endpoint(args.target, what="target")
+    if not args.timeout > 0:
+        raise ConfigError(
+            f"--timeout must be more than 0 seconds, got {args.timeout:g}"
+        )
     spec = _header_spec(args)
     bind = (
         None

@@ -358,7 +358,8 @@ def _read(
         attempt.http_status = framing.status
         if framing.status is not None:
             body = bytes(framing.body)
-    attempt.reported_address = _reported_address(body, claimed, result.local)
+    if not isinstance(framing, TlsFraming):
+        attempt.reported_address = _reported_address(body, claimed, result.local)
     attempt.reading, attempt.evidence = _judge_response(attempt, framing)
     return attempt
 
@@ -392,14 +393,15 @@ def _judge_response(attempt: Attempt, framing: Framing) -> tuple[Reading, str]:
     )
     if echoed:
         return Reading.REJECTED, "the header came back in the answer: taken as data"
-    spoofed = attempt.kind is AttemptKind.V1_SPOOFED
-    if spoofed and attempt.claimed and attempt.reported_address == attempt.claimed:
-        return Reading.ACCEPTED, f"reports the claimed {attempt.claimed} back"
+    reading, evidence = Reading.ANSWERED, f"answered {len(result.received)} bytes"
     if isinstance(framing, HttpFraming) and framing.status is not None:
         status = framing.status
         if status in _NOT_UNDERSTOOD:
             return Reading.REJECTED, f"HTTP {status}: not understood as a request"
-        return Reading.ACCEPTED, f"HTTP {status}"
+        reading, evidence = Reading.ACCEPTED, f"HTTP {status}"
+    spoofed = attempt.kind is AttemptKind.V1_SPOOFED
+    if spoofed and attempt.claimed and attempt.reported_address == attempt.claimed:
+        return Reading.ACCEPTED, f"{evidence}, reports the claimed {attempt.claimed}"
     if isinstance(framing, TlsFraming):
         if result.received[0] == _TLS_HANDSHAKE:
             state = "completed" if framing.completed else "went on"
@@ -407,7 +409,7 @@ def _judge_response(attempt: Attempt, framing: Framing) -> tuple[Reading, str]:
         if result.received[0] == 0x15:
             return Reading.REJECTED, "TLS alert instead of a ServerHello"
         return Reading.REJECTED, "answered with bytes that are not TLS"
-    return Reading.ANSWERED, f"answered {len(result.received)} bytes"
+    return reading, evidence
 
 
 # -- the address an endpoint reports back ---------------------------------------------

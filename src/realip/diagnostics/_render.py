@@ -15,7 +15,7 @@ from realip.errors import ProxyProtocolError
 from realip.proxyproto import ProxyHeader, decode
 
 _FIRST_BYTES = 64
-_KEY_WIDTH = 12
+_KEY_WIDTH = 13
 
 
 # -- shared pieces ------------------------------------------------------------------
@@ -78,7 +78,7 @@ def _endpoint(value: dict[str, Any] | None) -> str:
 
 
 def _line(key: str, value: str, indent: str = "") -> str:
-    return f"{indent}{key + ':':<{_KEY_WIDTH}}{value}"
+    return f"{indent}{key + ':':<{_KEY_WIDTH - len(indent)}} {value}"
 
 
 # -- whoami ---------------------------------------------------------------------------
@@ -233,7 +233,7 @@ def render_probe(report: ProbeReport) -> str:
         f"probe {data['target']} ({data['mode']}): "
         f"{len(data['attempts'])} attempts, {report.timeout:g} s each, "
         f"{data['elapsed_ms']:.0f} ms in all",
-        _line("verdict", f"{data['verdict']}: {_VERDICT_TEXT[data['verdict']]}"),
+        _line("verdict", _verdict_text(data)),
         _line("why", data["reason"]),
         _line("spoofable", _spoof_text(data)),
     ]
@@ -251,6 +251,12 @@ def render_probe(report: ProbeReport) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _verdict_text(data: dict[str, Any]) -> str:
+    if not data["reachable"]:
+        return f"{data['verdict']}: the endpoint could not be reached"
+    return f"{data['verdict']}: {_VERDICT_TEXT[data['verdict']]}"
+
+
 def _spoof_text(data: dict[str, Any]) -> str:
     if not data["spoofable"]:
         return "no"
@@ -261,14 +267,14 @@ def _spoof_text(data: dict[str, Any]) -> str:
 
 
 def _attempt_lines(attempt: dict[str, Any]) -> list[str]:
-    pad = " " * _KEY_WIDTH
+    pad = " " * (_KEY_WIDTH + 1)
     lines = [
-        f"{attempt['attempt'] + ':':<{_KEY_WIDTH}}{attempt['reading']:<10} "
-        f"{attempt['evidence']}"
+        _line(attempt["attempt"], f"{attempt['reading']:<10} {attempt['evidence']}")
     ]
     sent = attempt["sent"]
-    header = sent["header"] or "no header"
-    lines.append(f"{pad}sent: {header} + {sent['payload_bytes']} payload bytes")
+    if attempt["outcome"] not in ("unreachable", "skipped"):
+        header = sent["header"] or "no header"
+        lines.append(f"{pad}sent: {header} + {sent['payload_bytes']} payload bytes")
     first = attempt["first_bytes"]
     if first["total"]:
         lines.append(f"{pad}got:  {first['text']} ({first['total']} bytes)")

@@ -54,10 +54,10 @@ DRAIN_TIMEOUT = 2.0
 def connection_report(info: ConnectionInfo) -> dict[str, Any]:
     """What the server knows of a connection, as a JSON-ready dict."""
     header = info.header
-    if header is not None and header.carries_address and info.client != info.peer:
-        source = "proxy-header"
-    else:
-        source = "peer"
+    # The gate takes the client from INET/INET6 PROXY headers only (LOCAL, UNKNOWN
+    # and UNIX mean "use the real connection", spec sections 2.1 and 2.2).
+    from_header = header is not None and isinstance(header.source, tuple)
+    source = "proxy-header" if from_header else "peer"
     return {
         "peer": _address(info.peer),
         "local": None if info.local is None else _address(info.local),
