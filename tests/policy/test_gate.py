@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+import logging
 
-from realip.policy import Action, Gate, Policy
-from realip.proxyproto import Command, build_v1, build_v2
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from realip.policy import Action, Gate, Policy, RefusalLog
+from realip.proxyproto import V2_SIGNATURE, Command, build_v1, build_v2
 
 PEER = ("10.0.0.5", 40000)
 CLIENT = ("192.0.2.7", 51000)
@@ -91,3 +95,61 @@ def test_deny_and_default() -> None:
 
 def test_mapped_ipv6_peer_matches_ipv4_rule() -> None:
     assert gate(Action.OPTIONAL, peer=("::ffff:10.1.2.3", 1)).action is Action.OPTIONAL
+
+
+@given(st.binary(min_size=1, max_size=40))
+def test_optional_never_waits_past_a_ruled_out_prefix(data: bytes) -> None:
+    """Byte by byte, ``optional`` decides at the first byte that leaves both
+    signatures, and hands every byte to the client untouched."""
+    g = gate(Action.OPTIONAL)
+    got = None
+    for index in range(len(data)):
+        got = g.feed(data[index : index + 1])
+        if got is not None:
+            break
+    if got is None:
+        signature = data.startswith((V2_SIGNATURE, b"PROXY "))
+        prefix = V2_SIGNATURE.startswith(data) or b"PROXY ".startswith(data)
+        assert signature or prefix  # waiting only on a signature or its prefix
+        got = g.eof()
+        # A strict prefix cannot be a header once the peer closed: client data.
+        assert got.accepted == (not signature)
+        assert not got.accepted or got.remaining == data
+        return
+    if data.startswith((V2_SIGNATURE, b"PROXY ")):
+        return  # a header (valid or not): decided by the codec
+    assert got.accepted and got.client == PEER
+    assert data.startswith(got.remaining) and len(got.remaining) == index + 1
+
+
+def test_timeout_and_eof_reasons() -> None:
+    g = gate(Action.REQUIRE)
+    assert g.feed(V2[:20]) is None
+    reason = g.expired().reason or ""
+    assert "sent 20 byte(s) then nothing for 5 s" in reason
+    assert "'\\r\\n\\r\\n\\x00\\r\\nQUIT\\n" in reason  # escaped first bytes
+    assert "health check" in (gate(Action.REQUIRE).eof().reason or "")
+    truncated = gate(Action.OPTIONAL)
+    assert truncated.feed(V1[:10]) is None
+    assert not truncated.eof().accepted
+
+
+def test_invalid_header_reason_carries_the_codec_message() -> None:
+    decision = gate(Action.REQUIRE).feed(b"PROXY TCP4 1.2.3.4 5.6.7.8 080 80\r\n")
+    assert decision is not None and not decision.accepted
+    assert "invalid PROXY header from 10.0.0.5: " in (decision.reason or "")
+
+
+def test_refusal_log_is_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+    log = RefusalLog(rate=1.0, burst=3, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="realip.policy"):
+        logged = [log.refused(f"line {n}") for n in range(10)]
+        now[0] = 2.0
+        log.refused("after")
+    assert logged == [True] * 3 + [False] * 7
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages[-2:] == [
+        "7 more refused connection(s) not logged (rate limit)",
+        "after",
+    ]

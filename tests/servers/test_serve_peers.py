@@ -62,7 +62,7 @@ frontend tcp_in
     default_backend be_tcp
 backend be_tcp
     mode tcp
-    server realip 127.0.0.1:{realip} send-proxy-v2 proxy-v2-options unique-id source 127.0.0.3
+    server realip 127.0.0.1:{realip} send-proxy-v2 source 127.0.0.3 {v2_options}
 frontend http_a
     mode http
     bind 127.0.0.1:{a}
@@ -100,7 +100,10 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     with realip_serve(POLICY) as served:
         ports = {"tcp": free_port(), "a": free_port(), "b": free_port()}
         cfg = Path(tmp_path_factory.mktemp("haproxy")) / "haproxy.cfg"
-        cfg.write_text(HAPROXY_CFG.format(realip=served.port, **ports))
+        text = HAPROXY_CFG.format(
+            realip=served.port, v2_options="proxy-v2-options unique-id", **ports
+        )
+        cfg.write_text(text)
         with run_peer(
             [haproxy, "-db", "-f", str(cfg)], ready_port=("127.0.0.1", ports["a"])
         ):
