@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.support.net import free_port, wait_until
-from tests.support.peers import require_binary, run_peer
+from tests.support.net import can_connect, free_port, wait_until
+from tests.support.peers import require_binary, stop
 
 
 @dataclass
@@ -25,6 +26,7 @@ class RedisServer:
 
     port: int
     workdir: Path
+    extra: tuple[str, ...] = ()
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -39,6 +41,7 @@ class RedisServer:
             "--save", "",
             "--appendonly", "no",
             "--loglevel", "warning",
+            "--logfile", str(self.workdir / "redis.log"),
             "--dir", str(self.workdir),
             *extra,
         ]  # fmt: skip
@@ -52,14 +55,42 @@ class RedisServer:
         )
         return out.stdout.decode().strip()
 
+    def start(self) -> None:
+        """Start (or restart, on the same port) and wait until it answers."""
+        assert self.proc is None or self.proc.poll() is not None
+        self.proc = subprocess.Popen(
+            self.argv(*self.extra),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 15
+        while not can_connect("127.0.0.1", self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                log = self.workdir / "redis.log"
+                text = log.read_text() if log.exists() else ""
+                raise RuntimeError(
+                    f"redis-server did not start on {self.port}:\n{text}"
+                )
+            time.sleep(0.02)
+        wait_until(lambda: self.cli("PING") == "PONG")
+
+    def kill(self) -> None:
+        """SIGKILL: the abrupt loss a crash or a network cut looks like."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
 
 @contextlib.contextmanager
 def redis_server(workdir: Path, *extra: str) -> Iterator[RedisServer]:
-    server = RedisServer(free_port(), workdir)
-    with run_peer(server.argv(*extra), ready_port=("127.0.0.1", server.port)) as proc:
-        server.proc = proc
-        wait_until(lambda: server.cli("PING") == "PONG")
+    server = RedisServer(free_port(), workdir, extra)
+    try:
+        server.start()
         yield server
+    finally:
+        if server.proc is not None:
+            stop(server.proc)
 
 
 @pytest.fixture
@@ -79,7 +110,9 @@ class RedisClusterPeers:
 
 
 @pytest.fixture(scope="module")
-def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterPeers]:
+def redis_cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[RedisClusterPeers]:
     with contextlib.ExitStack() as stack:
         nodes = []
         for i in range(3):
@@ -88,20 +121,25 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClu
                 stack.enter_context(
                     redis_server(
                         workdir,
-                        "--cluster-enabled", "yes",
-                        "--cluster-config-file", str(workdir / "nodes.conf"),
-                        "--cluster-node-timeout", "2000",
-                    )  # fmt: skip
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        str(workdir / "nodes.conf"),
+                        "--cluster-node-timeout",
+                        "2000",
+                    )
                 )
             )
         subprocess.run(
             [
                 require_binary("redis-cli"),
-                "--cluster", "create",
+                "--cluster",
+                "create",
                 *(f"127.0.0.1:{n.port}" for n in nodes),
-                "--cluster-replicas", "0",
+                "--cluster-replicas",
+                "0",
                 "--cluster-yes",
-            ],  # fmt: skip
+            ],
             capture_output=True,
             check=True,
             timeout=60,
