@@ -408,9 +408,14 @@ def _annotate(service: Obj, key: str, value: str) -> str:
 
 
 def _hairpin_fixes(
-    provider: Provider, service: Obj, exposure: _Exposure, facts: _Facts
+    provider: Provider,
+    service: Obj,
+    exposure: _Exposure,
+    facts: _Facts,
+    proxy_on: bool = True,
 ) -> list[str]:
-    """Ways to make in-cluster calls go through the balancer, best first."""
+    """Ways to make in-cluster calls go through the balancer, best first.
+    ``proxy_on`` is false for a balancer that only terminates TLS."""
     fixes: list[str] = []
     support, _ = facts.ipmode_support()
     ipmode_usable = support is not Tri.NO
@@ -431,6 +436,7 @@ def _hairpin_fixes(
     running = facts.ccm_version(provider)
     if (
         provider.ipmode is IpMode.WHEN_PROXY
+        and proxy_on
         and ipmode_usable
         and not exposure.proxy_set
         and (since is None or running is None or running < since)
@@ -600,7 +606,9 @@ def _check_service(
 
     lead = "If not, " if exposure.reach is Reach.UNCERTAIN else ""
     candidates: list[Finding] = []
-    hairpin_fixes = _hairpin_fixes(provider, service, exposure, facts)
+    hairpin_fixes = _hairpin_fixes(
+        provider, service, exposure, facts, proxy_on=effect.proxy is not None
+    )
     if exposure.reach is not Reach.SAFE and effect.proxy is not None:
         severity = _BY_RECEIVER[receiver.mode]
         if exposure.reach is Reach.UNCERTAIN:
@@ -633,9 +641,8 @@ def _check_service(
         candidates.append(make(severity, sentences, list(hairpin_fixes)))
 
     if effect.proxy is None and receiver.mode is Mode.REQUIRED:
-        unseen = _unseen_proxy(
-            provider, service, effect, receiver, exposure, hairpin_fixes
-        )
+        assumed = _hairpin_fixes(provider, service, exposure, facts)
+        unseen = _unseen_proxy(provider, service, receiver, exposure, assumed)
         if unseen is not None:
             candidates.append(make(*unseen))
 
@@ -671,7 +678,6 @@ def _receiver_off(
 def _unseen_proxy(
     provider: Provider,
     service: Obj,
-    effect: _Effect,
     receiver: Receiver,
     exposure: _Exposure,
     hairpin_fixes: list[str],

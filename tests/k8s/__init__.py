@@ -1,0 +1,1 @@
+"""Tests of the Kubernetes hairpin checker (``realip k8s check``)."""
