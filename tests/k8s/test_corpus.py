@@ -390,3 +390,20 @@ def test_provider_flag_names_an_unannotated_service(tmp_path: Path) -> None:
     named = check(load_paths([str(path)]), CheckOptions(provider="hetzner"))
     assert named.findings[0].provider == "hetzner"
     assert "load-balancer.hetzner.cloud/hostname=" in named.findings[0].fix
+
+
+def test_proxy_turned_off_explicitly_is_a_mismatch(tmp_path: Path) -> None:
+    text = (CORPUS / "hetzner-global-proxy-ccm.yaml").read_text()
+    path = tmp_path / "off.yaml"
+    path.write_text(
+        text.replace(
+            "    load-balancer.hetzner.cloud/location: nbg1\n",
+            '    load-balancer.hetzner.cloud/uses-proxyprotocol: "false"\n',
+        )
+    )
+    (finding,) = check(load_paths([str(path)])).findings
+    assert finding.severity is Severity.BROKEN
+    assert "requests from outside the cluster fail" in finding.message
+    assert finding.fix.endswith(
+        "load-balancer.hetzner.cloud/uses-proxyprotocol=true --overwrite"
+    )

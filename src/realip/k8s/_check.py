@@ -642,7 +642,9 @@ def _check_service(
 
     if effect.proxy is None and receiver.mode is Mode.REQUIRED:
         assumed = _hairpin_fixes(provider, service, exposure, facts)
-        unseen = _unseen_proxy(provider, service, receiver, exposure, assumed)
+        unseen = _unseen_proxy(
+            provider, service, receiver, exposure, assumed, effect.proxy_explicit_off
+        )
         if unseen is not None:
             candidates.append(make(*unseen))
 
@@ -681,10 +683,11 @@ def _unseen_proxy(
     receiver: Receiver,
     exposure: _Exposure,
     hairpin_fixes: list[str],
+    explicit_off: bool,
 ) -> tuple[Severity, tuple[str, str], list[str]] | None:
     """The receiver requires a header, but no annotation turns PROXY on."""
-    known_switch = provider is not UNKNOWN and provider.proxy and not provider.proxy_env
-    if known_switch:
+    only_switch = provider is not UNKNOWN and provider.proxy and not provider.proxy_env
+    if only_switch or explicit_off:
         # The annotation is the only way this provider's balancer sends a header,
         # so no request at all can succeed: a plain configuration mismatch.
         switch = provider.proxy[0]
