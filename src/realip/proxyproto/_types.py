@@ -154,13 +154,11 @@ _SSL_HEAD = struct.Struct("!BI")
 _TLV_HEAD = struct.Struct("!BH")
 
 
-def split_tlvs(data: bytes | memoryview, start: int, end: int) -> tuple[TLV, ...] | str:
-    """Split ``data[start:end]`` into TLVs, or return why it cannot be split.
+def check_tlv_run(data: bytes, start: int, end: int) -> str | None:
+    """Why ``data[start:end]`` is not a run of whole TLVs, or ``None`` if it is.
 
-    Returning the reason instead of raising keeps the caller in charge of the
-    error's wording (a header TLV and an SSL sub-TLV are reported differently).
+    Validation only, so the decoder's hot path builds no objects it throws away.
     """
-    tlvs = []
     unpack = _TLV_HEAD.unpack_from
     pos = start
     while pos < end:
@@ -173,13 +171,36 @@ def split_tlvs(data: bytes | memoryview, start: int, end: int) -> tuple[TLV, ...
                 f"TLV 0x{tlv_type:02X} at offset {pos} declares {length} bytes, "
                 f"{value_end - end} more than the header holds"
             )
-        tlvs.append(TLV(tlv_type, bytes(data[pos + 3 : value_end])))
         pos = value_end
+    return None
+
+
+def split_tlvs(data: bytes | memoryview, start: int, end: int) -> tuple[TLV, ...] | str:
+    """Split ``data[start:end]`` into TLVs, or return why it cannot be split.
+
+    Returning the reason instead of raising keeps the caller in charge of the
+    error's wording (a header TLV and an SSL sub-TLV are reported differently).
+    """
+    problem = check_tlv_run(bytes(data), start, end)
+    if problem is not None:
+        return problem
+    tlvs = []
+    unpack = _TLV_HEAD.unpack_from
+    pos = start
+    while pos < end:
+        tlv_type, length = unpack(data, pos)
+        tlvs.append(TLV(tlv_type, bytes(data[pos + 3 : pos + 3 + length])))
+        pos += 3 + length
     return tuple(tlvs)
 
 
 def parse_ssl(value: bytes) -> SSLInfo:
-    """Decode an SSL TLV value that the decoder has already validated."""
+    """Decode an SSL TLV value (section 2.2.5): ``client``, ``verify``, sub-TLVs."""
+    if len(value) < 5:
+        raise ProxyProtocolError(
+            f"SSL TLV needs at least 5 bytes (client, verify), got {len(value)}",
+            field="tlv 0x20",
+        )
     client, verify = _SSL_HEAD.unpack_from(value)
     subs = split_tlvs(value, 5, len(value))
     if isinstance(subs, str):

@@ -16,9 +16,14 @@ v1 and a v2 header for the same client compare equal.
 from __future__ import annotations
 
 import socket
+from socket import inet_ntop, inet_pton
 from typing import NoReturn
 
 from realip.errors import IncompleteHeader, ProxyProtocolError
+from realip.proxyproto._addr import V1_INET as _V1_INET
+from realip.proxyproto._addr import V1_INET6 as _V1_INET6
+from realip.proxyproto._addr import v1_inet as _v1_inet
+from realip.proxyproto._addr import v1_inet6 as _v1_inet6
 from realip.proxyproto._constants import (
     V1_MAX_SIZE,
     V1_PREFIX,
@@ -30,58 +35,106 @@ from realip.proxyproto._types import Address, ProxyHeader
 from realip.proxyproto._util import show
 
 _AF = {b"TCP4": socket.AF_INET, b"TCP6": socket.AF_INET6}
-_FAMILY = {b"TCP4": Family.INET, b"TCP6": Family.INET6}
 _PROTO_NAME = {Family.INET: "TCP4", Family.INET6: "TCP6"}
+_AF_INET = socket.AF_INET
+_AF_INET6 = socket.AF_INET6
+_INET, _INET6, _UNSPEC = Family.INET, Family.INET6, Family.UNSPEC
+_PROXY, _STREAM = Command.PROXY, Protocol.STREAM
+_UNKNOWN_PROTOCOL = Protocol.UNSPEC
 
 
-def parse_v1(data: bytes | bytearray) -> ProxyHeader:
+def parse_v1(data: bytes) -> ProxyHeader:
     """Parse a v1 line at the start of ``data`` (which starts with ``PROXY ``)."""
-    end = data.find(b"\r\n", 0, V1_MAX_SIZE)
+    end = data.find(b"\r\n", 6, V1_MAX_SIZE)
     if end < 0:
         _incomplete_or_invalid(data)
-    line = bytes(data[:end])
-    if b"\r" in line or b"\n" in line:
-        raise ProxyProtocolError(
-            f"v1 line {show(line)} contains a lone CR or LF", field="line"
-        )
-    parts = line.split(b" ")
-    proto = parts[1] if len(parts) > 1 else b""
-    if proto == b"UNKNOWN":
-        # "the receiver must ignore anything presented before the CRLF is found"
-        return ProxyHeader(
-            1, Command.PROXY, Family.UNSPEC, Protocol.UNSPEC, None, None, (), end + 2
-        )
-    af = _AF.get(proto)
-    if af is None:
-        raise ProxyProtocolError(
-            f"v1 protocol must be TCP4, TCP6 or UNKNOWN, got {show(proto)}",
-            field="protocol",
-        )
-    if len(parts) != 6:
-        raise ProxyProtocolError(
-            f"v1 {proto.decode()} line must have 6 fields separated by single "
-            f"spaces, got {len(parts)} in {show(line)}",
-            field="line",
-        )
-    src = _address(parts[2], af, "source address")
-    dst = _address(parts[3], af, "destination address")
-    sport = _port(parts[4], "source port")
-    dport = _port(parts[5], "destination port")
-    family = _FAMILY[proto]
+    # Fast path for a valid TCP4/TCP6 line: every rule is checked, but failures
+    # are not told apart; _parse_slowly() then finds the culprit for the message
+    # (and handles UNKNOWN). Addresses go through inet_pton (see _addr), which
+    # is strict: no leading zeros in IPv4 octets, no zone ids, no IPv4 in a TCP6
+    # line or the reverse. The line is ASCII, so str.isdigit() admits only 0-9:
+    # no signs, "_" or spaces. A lone CR or LF always lands in some field and
+    # fails its check.
+    try:
+        proto, src, dst, sport, dport = data[6:end].decode("ascii").split(" ")
+        if proto == "TCP4":
+            family = _INET
+            source = _V1_INET.get(src) or _v1_inet(src)
+            destination = _V1_INET.get(dst) or _v1_inet(dst)
+        elif proto == "TCP6":
+            # Canonical form, so that v1 and v2 headers for a client compare equal.
+            family = _INET6
+            source = _V1_INET6.get(src) or _v1_inet6(src)
+            destination = _V1_INET6.get(dst) or _v1_inet6(dst)
+        else:
+            return _parse_slowly(data, end)
+        source_port = int(sport)
+        destination_port = int(dport)
+    except (UnicodeDecodeError, ValueError, OSError):
+        return _parse_slowly(data, end)
+    if not (
+        sport.isdigit()
+        and dport.isdigit()
+        and (sport[0] != "0" or sport == "0")
+        and (dport[0] != "0" or dport == "0")
+        and source_port <= 0xFFFF
+        and destination_port <= 0xFFFF
+    ):
+        return _parse_slowly(data, end)
     return ProxyHeader(
         1,
-        Command.PROXY,
+        _PROXY,
         family,
-        Protocol.STREAM,
-        (src, sport),
-        (dst, dport),
+        _STREAM,
+        (source, source_port),
+        (destination, destination_port),
         (),
         end + 2,
     )
 
 
-def _incomplete_or_invalid(data: bytes | bytearray) -> NoReturn:
-    head = bytes(data[:V1_MAX_SIZE])
+def _parse_slowly(data: bytes, end: int) -> ProxyHeader:
+    """An UNKNOWN line, or the error naming what is wrong with a TCP4/TCP6 one."""
+    line = data[6:end]
+    if b"\r" in line or b"\n" in line:
+        _lone_cr_lf(data, end)
+    parts = line.split(b" ")
+    af = _AF.get(parts[0])
+    if af is None:
+        if parts[0] == b"UNKNOWN":
+            # "the receiver must ignore anything presented before the CRLF"
+            return ProxyHeader(
+                1, _PROXY, _UNSPEC, _UNKNOWN_PROTOCOL, None, None, (), end + 2
+            )
+        raise ProxyProtocolError(
+            f"v1 protocol must be TCP4, TCP6 or UNKNOWN, got {show(parts[0])}",
+            field="protocol",
+        )
+    if len(parts) != 5:
+        raise ProxyProtocolError(
+            f"v1 {parts[0].decode()} line must have 6 fields separated by single "
+            f"spaces, got {len(parts) + 1} in {show(data[:end])}",
+            field="line",
+        )
+    _address(parts[1], af, "source address")
+    _address(parts[2], af, "destination address")
+    _port(parts[3], "source port")
+    _port(parts[4], "destination port")
+    # Not reached: every check of the fast path has its named twin above.
+    raise ProxyProtocolError(f"v1 line refused: {show(data[:end])}", field="line")
+
+
+def _lone_cr_lf(data: bytes, end: int) -> NoReturn:
+    line = data[:end]
+    lone = min(i for i in (line.find(b"\r"), line.find(b"\n")) if i >= 0)
+    raise ProxyProtocolError(
+        f"v1 line has a lone CR or LF at offset {lone}: {show(line[: lone + 1])}",
+        field="line",
+    )
+
+
+def _incomplete_or_invalid(data: bytes) -> NoReturn:
+    head = data[:V1_MAX_SIZE]
     lone = head.find(b"\n")
     if lone < 0:
         cr = head.find(b"\r")
@@ -106,7 +159,7 @@ def _incomplete_or_invalid(data: bytes | bytearray) -> NoReturn:
 def _address(raw: bytes, af: int, what: str) -> str:
     try:
         text = raw.decode("ascii")
-        packed = socket.inet_pton(af, text)
+        packed = inet_pton(af, text)
     except (UnicodeDecodeError, OSError, ValueError):
         family = "IPv4" if af == socket.AF_INET else "IPv6"
         raise ProxyProtocolError(
@@ -114,12 +167,11 @@ def _address(raw: bytes, af: int, what: str) -> str:
             field=what,
         ) from None
     if af == socket.AF_INET:
-        return text  # inet_pton accepted it, so it is already canonical
-    return socket.inet_ntop(af, packed)
+        return text
+    return inet_ntop(af, packed)
 
 
 def _port(raw: bytes, what: str) -> int:
-    # bytes.isdigit() is ASCII-only: no signs, no "_", no spaces, no Unicode digits.
     if not raw.isdigit() or len(raw) > 5 or (raw[0] == 0x30 and len(raw) > 1):
         raise ProxyProtocolError(
             f"v1 {what} must be 0-65535 without leading zeros, got {show(raw)}",

@@ -1,0 +1,55 @@
+"""Address text for the decoder, behind small bounded caches.
+
+Turning an IPv6 address into its canonical text (RFC 5952, glibc's ``inet_ntop``)
+costs more than the rest of a v2 header's decoding, and checking a v1 address with
+``inet_pton`` is a good part of a v1 line's. A server sees the same few
+destination addresses on every connection and the same clients again and again,
+so each conversion is remembered: only results of a successful conversion are
+stored, so a cached answer is exactly what the conversion would give. Each cache
+holds at most :data:`CACHE_SIZE` entries and is emptied when full, which bounds
+memory whatever a peer sends and costs a flood of distinct addresses no more than
+the uncached conversion.
+"""
+
+from __future__ import annotations
+
+from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
+
+CACHE_SIZE = 1024
+
+#: packed 16 bytes -> canonical IPv6 text (v2 headers)
+V2_INET6: dict[bytes, str] = {}
+#: text seen in a v1 TCP4 line -> the same text, known valid
+V1_INET: dict[str, str] = {}
+#: text seen in a v1 TCP6 line -> its canonical form, known valid
+V1_INET6: dict[str, str] = {}
+
+
+def v2_inet6(packed: bytes) -> str:
+    """Canonical text of a packed IPv6 address (the cache-miss path)."""
+    text = inet_ntop(AF_INET6, packed)
+    _remember(V2_INET6, packed, text)
+    return text
+
+
+def v1_inet(text: str) -> str:
+    """``text`` if it is a strict dotted-quad IPv4 address; raises ``OSError``
+    (or ``ValueError`` for a NUL) otherwise. glibc's ``inet_pton`` refuses
+    leading zeros, fewer than four parts and anything but digits and dots."""
+    inet_pton(AF_INET, text)
+    _remember(V1_INET, text, text)
+    return text
+
+
+def v1_inet6(text: str) -> str:
+    """The canonical form of IPv6 ``text``; raises ``OSError`` or ``ValueError``
+    if it is not one (zone ids, brackets and dotted quads alone included)."""
+    canonical = inet_ntop(AF_INET6, inet_pton(AF_INET6, text))
+    _remember(V1_INET6, text, canonical)
+    return canonical
+
+
+def _remember(cache: dict[bytes, str] | dict[str, str], key: object, text: str) -> None:
+    if len(cache) >= CACHE_SIZE:
+        cache.clear()
+    cache[key] = text  # type: ignore[index]
