@@ -73,7 +73,13 @@ class RedisServer:
                     f"redis-server did not start on {self.port}:\n{text}"
                 )
             time.sleep(0.02)
-        wait_until(lambda: self.cli("PING") == "PONG")
+        wait_until(self._pong)
+
+    def _pong(self) -> bool:
+        try:
+            return self.cli("PING") == "PONG"
+        except subprocess.CalledProcessError:
+            return False  # accepting connections, not yet answering
 
     def kill(self) -> None:
         """SIGKILL: the abrupt loss a crash or a network cut looks like."""
@@ -127,6 +133,10 @@ def redis_cluster(
                         str(workdir / "nodes.conf"),
                         "--cluster-node-timeout",
                         "2000",
+                        # The default bus port (port + 10000) may not exist or be
+                        # taken; pick one the kernel says is free.
+                        "--cluster-port",
+                        str(free_port()),
                     )
                 )
             )
