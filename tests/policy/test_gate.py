@@ -153,3 +153,9 @@ def test_refusal_log_is_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
         "7 more refused connection(s) not logged (rate limit)",
         "after",
     ]
+
+
+def test_dual_stack_peer_is_reported_as_ipv4() -> None:
+    g = gate(Action.OPTIONAL, peer=("::ffff:10.1.2.3", 7, 0, 0))  # type: ignore[arg-type]
+    decision = g.feed(HTTP)
+    assert decision is not None and decision.client == ("10.1.2.3", 7)

@@ -118,7 +118,10 @@ class Decision:
 
 def _peer_tuple(peer: object) -> tuple[str, int]:
     if isinstance(peer, tuple) and len(peer) >= 2:
-        return (str(peer[0]), int(peer[1]))
+        host = str(peer[0])
+        if host.startswith("::ffff:") and "." in host:
+            host = host[7:]  # a dual-stack socket's IPv4 peer: report it as IPv4
+        return (host, int(peer[1]))
     # A Unix socket peer (often ''): no address; the rules' default applies.
     return (str(peer or "unix"), 0)
 
