@@ -91,21 +91,24 @@ class _HttpCollector:
         self.parser = httptools.HttpRequestParser(self)
         self.current = _Request()
         self.done: list[_Request] = []
-        self.head_size = 0
+        # Bytes received while a request head is unfinished: llhttp has no limit
+        # of its own, and reports a header only once its value has ended.
+        self.in_head = False
+        self.head_bytes = 0
 
     def on_message_begin(self) -> None:
         self.current = _Request()
-        self.head_size = 0
+        self.in_head = True
+        self.head_bytes = 0
 
     def on_url(self, url: bytes) -> None:
         self.current.url += url
-        self.head_size += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.current.headers.append((name, value))
-        self.head_size += len(name) + len(value)
 
     def on_headers_complete(self) -> None:
+        self.in_head = False
         request = self.current
         request.method = self.parser.get_method().decode("ascii", "replace")
         request.version = self.parser.get_http_version()
@@ -251,7 +254,9 @@ def _feed(collector: _HttpCollector, data: bytes) -> bytes | None:
         return None
     except httptools.HttpParserError as exc:
         return _error_response(400, "Bad Request", f"not an HTTP/1.1 request: {exc}")
-    if collector.head_size > MAX_HEAD:
+    if collector.in_head:
+        collector.head_bytes += len(data)
+    if collector.head_bytes > MAX_HEAD:
         return _error_response(
             431, "Request Header Fields Too Large", f"more than {MAX_HEAD} bytes"
         )
