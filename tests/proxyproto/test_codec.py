@@ -41,7 +41,9 @@ TRAILING = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n\x00\r\n\r\nPROXY "
 
 
 @pytest.fixture(params=["c", "pure"])
-def crc_impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def crc_impl(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
     """Run the test with the ``crc32c`` package, then with the pure fallback."""
     if request.param == "pure":
         monkeypatch.setattr(v2_module, "_crc32c", crc32c_pure)
@@ -108,7 +110,9 @@ def test_reader_whole_and_in_two_chunks(case: Valid) -> None:
         assert reader.remaining == TRAILING
 
 
-@pytest.mark.parametrize("case", [c for c in VALID if c.build], ids=_ids([c for c in VALID if c.build]))
+@pytest.mark.parametrize(
+    "case", [c for c in VALID if c.build], ids=_ids([c for c in VALID if c.build])
+)
 def test_encode_gives_the_vector(case: Valid, crc_impl: str) -> None:
     header = case.expected
     if case.pad_to:
@@ -206,7 +210,15 @@ def test_crc32c_known_answers(crc: object) -> None:
 
 
 def test_build_fills_crc_where_it_stands_and_pads() -> None:
-    h = ProxyHeader(2, Command.PROXY, Family.INET, Protocol.STREAM, ("192.0.2.7", 1), ("192.0.2.8", 2), (TLV(3, b"\xaa" * 4), TLV(1, b"h2")))
+    h = ProxyHeader(
+        2,
+        Command.PROXY,
+        Family.INET,
+        Protocol.STREAM,
+        ("192.0.2.7", 1),
+        ("192.0.2.8", 2),
+        (TLV(3, b"\xaa" * 4), TLV(1, b"h2")),
+    )
     wire = encode(h, crc32c=True, pad_to=100)
     assert len(wire) == 100
     got = decode(wire)
@@ -219,22 +231,147 @@ def test_build_fills_crc_where_it_stands_and_pads() -> None:
 @pytest.mark.parametrize(
     ("header", "fragments"),
     [
-        (ProxyHeader(1, Command.PROXY, Family.INET, Protocol.STREAM, ("192.0.2.7", 1), ("::1", 2)), ("destination address", "'::1'")),
-        (ProxyHeader(1, Command.PROXY, Family.INET, Protocol.STREAM, ("192.0.2.7", 65536), ("192.0.2.7", 2)), ("source port", "65536")),
-        (ProxyHeader(1, Command.PROXY, Family.UNIX, Protocol.STREAM, "/a", "/b"), ("UNIX", "'/a'")),
-        (ProxyHeader(1, Command.LOCAL, Family.UNSPEC, Protocol.UNSPEC, None, None), ("v1", "LOCAL")),
-        (ProxyHeader(1, Command.PROXY, Family.INET, Protocol.DGRAM, ("192.0.2.7", 1), ("192.0.2.7", 2)), ("v1", "DGRAM")),
-        (ProxyHeader(1, Command.PROXY, Family.INET, Protocol.STREAM, ("192.0.2.7", 1), ("192.0.2.7", 2), (TLV(1, b"h2"),)), ("v1", "TLV")),
-        (ProxyHeader(3, Command.PROXY, Family.UNSPEC, Protocol.UNSPEC, None, None), ("version", "3")),
-        (ProxyHeader(2, Command.PROXY, Family.INET, Protocol.STREAM, ("192.0.2.7", -1), ("192.0.2.7", 2)), ("source port", "-1")),
-        (ProxyHeader(2, Command.PROXY, Family.INET6, Protocol.STREAM, ("192.0.2.7", 1), ("::1", 2)), ("source address", "IPv6", "192.0.2.7")),
-        (ProxyHeader(2, Command.PROXY, Family.INET, Protocol.STREAM, None, None), ("needs a source",)),
-        (ProxyHeader(2, Command.PROXY, Family.UNIX, Protocol.STREAM, "/" + "a" * 108, "/b"), ("source", "108 bytes", "109")),
-        (ProxyHeader(2, Command.PROXY, Family.UNSPEC, Protocol.STREAM, None, None), ("UNSPEC", "STREAM")),
-        (ProxyHeader(2, Command.PROXY, Family.UNSPEC, Protocol.UNSPEC, None, None, (TLV(256, b""),)), ("type", "256")),
-        (ProxyHeader(2, Command.PROXY, Family.UNSPEC, Protocol.UNSPEC, None, None, (TLV(2, b"a" * 256),)), ("AUTHORITY", "256")),
-        (ProxyHeader(2, Command.PROXY, Family.UNSPEC, Protocol.UNSPEC, None, None, (TLV(3, b"abc"),)), ("CRC32C", "got 3")),
-        (ProxyHeader(2, Command.PROXY, Family.UNSPEC, Protocol.UNSPEC, None, None, (TLV(0xF0, bytes(65534)),)), ("65535",)),
+        (
+            ProxyHeader(
+                1,
+                Command.PROXY,
+                Family.INET,
+                Protocol.STREAM,
+                ("192.0.2.7", 1),
+                ("::1", 2),
+            ),
+            ("destination address", "'::1'"),
+        ),
+        (
+            ProxyHeader(
+                1,
+                Command.PROXY,
+                Family.INET,
+                Protocol.STREAM,
+                ("192.0.2.7", 65536),
+                ("192.0.2.7", 2),
+            ),
+            ("source port", "65536"),
+        ),
+        (
+            ProxyHeader(1, Command.PROXY, Family.UNIX, Protocol.STREAM, "/a", "/b"),
+            ("UNIX", "'/a'"),
+        ),
+        (
+            ProxyHeader(1, Command.LOCAL, Family.UNSPEC, Protocol.UNSPEC, None, None),
+            ("v1", "LOCAL"),
+        ),
+        (
+            ProxyHeader(
+                1,
+                Command.PROXY,
+                Family.INET,
+                Protocol.DGRAM,
+                ("192.0.2.7", 1),
+                ("192.0.2.7", 2),
+            ),
+            ("v1", "DGRAM"),
+        ),
+        (
+            ProxyHeader(
+                1,
+                Command.PROXY,
+                Family.INET,
+                Protocol.STREAM,
+                ("192.0.2.7", 1),
+                ("192.0.2.7", 2),
+                (TLV(1, b"h2"),),
+            ),
+            ("v1", "TLV"),
+        ),
+        (
+            ProxyHeader(3, Command.PROXY, Family.UNSPEC, Protocol.UNSPEC, None, None),
+            ("version", "3"),
+        ),
+        (
+            ProxyHeader(
+                2,
+                Command.PROXY,
+                Family.INET,
+                Protocol.STREAM,
+                ("192.0.2.7", -1),
+                ("192.0.2.7", 2),
+            ),
+            ("source port", "-1"),
+        ),
+        (
+            ProxyHeader(
+                2,
+                Command.PROXY,
+                Family.INET6,
+                Protocol.STREAM,
+                ("192.0.2.7", 1),
+                ("::1", 2),
+            ),
+            ("source address", "IPv6", "192.0.2.7"),
+        ),
+        (
+            ProxyHeader(2, Command.PROXY, Family.INET, Protocol.STREAM, None, None),
+            ("needs a source",),
+        ),
+        (
+            ProxyHeader(
+                2, Command.PROXY, Family.UNIX, Protocol.STREAM, "/" + "a" * 108, "/b"
+            ),
+            ("source", "108 bytes", "109"),
+        ),
+        (
+            ProxyHeader(2, Command.PROXY, Family.UNSPEC, Protocol.STREAM, None, None),
+            ("UNSPEC", "STREAM"),
+        ),
+        (
+            ProxyHeader(
+                2,
+                Command.PROXY,
+                Family.UNSPEC,
+                Protocol.UNSPEC,
+                None,
+                None,
+                (TLV(256, b""),),
+            ),
+            ("type", "256"),
+        ),
+        (
+            ProxyHeader(
+                2,
+                Command.PROXY,
+                Family.UNSPEC,
+                Protocol.UNSPEC,
+                None,
+                None,
+                (TLV(2, b"a" * 256),),
+            ),
+            ("AUTHORITY", "256"),
+        ),
+        (
+            ProxyHeader(
+                2,
+                Command.PROXY,
+                Family.UNSPEC,
+                Protocol.UNSPEC,
+                None,
+                None,
+                (TLV(3, b"abc"),),
+            ),
+            ("CRC32C", "got 3"),
+        ),
+        (
+            ProxyHeader(
+                2,
+                Command.PROXY,
+                Family.UNSPEC,
+                Protocol.UNSPEC,
+                None,
+                None,
+                (TLV(0xF0, bytes(65534)),),
+            ),
+            ("65535",),
+        ),
     ],
 )
 def test_encode_refuses(header: ProxyHeader, fragments: tuple[str, ...]) -> None:
