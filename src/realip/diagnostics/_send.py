@@ -68,6 +68,12 @@ class HeaderSpec:
         def build(local: HostPort, peer: HostPort) -> bytes:
             source = self.source or local
             destination = self.destination or peer
+            if (":" in source[0]) != (":" in destination[0]):
+                # Neither version can carry two families (sections 2.1, 2.2).
+                raise ConfigError(
+                    f"source {source[0]} and destination {destination[0]} are of "
+                    "different IP families: claim both, of the same family"
+                )
             if self.version is HeaderVersion.V1:
                 return build_v1(source, destination)
             if self.local:
