@@ -17,6 +17,7 @@ import argparse
 import json
 import random
 import sys
+import tempfile
 import time
 import traceback
 
@@ -143,16 +144,27 @@ def run_atheris(seconds: float) -> None:
     count = 0
     started = time.monotonic()
 
+    failed = False
+
     def target(data: bytes) -> None:
-        nonlocal count
+        nonlocal count, failed
         count += 1
-        one_input(data)
+        try:
+            one_input(data)
+        except BaseException:
+            failed = True
+            raise
 
     def summary() -> None:
         elapsed = time.monotonic() - started
+        verdict = (
+            "FAIL: an unexpected exception escaped (see above)"
+            if failed
+            else "no unexpected exception escaped"
+        )
         print(
             f"engine=atheris inputs={count} seconds={elapsed:.0f} "
-            f"rate={count / elapsed:.0f}/s: no unexpected exception escaped",
+            f"rate={count / elapsed:.0f}/s: {verdict}",
             flush=True,
         )
 
@@ -178,6 +190,7 @@ def run_atheris(seconds: float) -> None:
         "-max_len=600",
         "-rss_limit_mb=2048",
         "-print_final_stats=1",
+        f"-artifact_prefix={tempfile.gettempdir()}/realip-fuzz-",
     ]
     atheris.Setup(argv, target)
     atexit.register(summary)

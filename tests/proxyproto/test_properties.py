@@ -258,6 +258,15 @@ def _only_proxy_errors(data: bytes) -> None:
         assert not isinstance(exc, IncompleteHeader)
 
 
+def test_json_of_ssl_nested_in_ssl() -> None:
+    # Found by fuzz/fuzz_decode.py: an SSL type among the SSL sub-TLVs.
+    inner = b"\x20\x00\x00"
+    ssl = b"\x01\x00\x00\x00\x00" + inner
+    wire = V2_SIGNATURE + b"\x21\x00\x00\x0b" + b"\x20\x00\x08" + ssl
+    view = header_to_json(decode(wire))
+    assert view["tlvs"][0]["ssl"]["tlvs"] == [{"type": 0x20, "value": ""}]
+
+
 @settings(max_examples=500, deadline=None)
 @given(st.one_of(st.binary(max_size=300), arbitrary))
 def test_arbitrary_bytes_raise_only_proxy_protocol_error(data: bytes) -> None:

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
+from realip.errors import ProxyProtocolError
 from realip.proxyproto._constants import Family, TLVType
 from realip.proxyproto._types import TLV, Address, ProxyHeader, decode_vendor, parse_ssl
 
@@ -61,7 +63,10 @@ def tlv_to_json(tlv: TLV) -> dict[str, Any]:
     elif kind is TLVType.NETNS:
         out["netns"] = value.decode("ascii", "replace")
     elif kind is TLVType.SSL:
-        out["ssl"] = _ssl_to_json(value)
+        # decode() has checked the layout; a hand-built header may break it, and
+        # a view must not fail on a value it can still show as hex.
+        with contextlib.suppress(ProxyProtocolError):
+            out["ssl"] = _ssl_to_json(value)
     elif kind in (TLVType.AWS, TLVType.AZURE, TLVType.GCP):
         out.update(decode_vendor(kind, value))
     return out
@@ -83,5 +88,16 @@ def _ssl_to_json(value: bytes) -> dict[str, Any]:
             out[name] = sub.value.decode("utf-8", "replace")
         elif sub.type == TLVType.SSL_CLIENT_CERT:
             out["client_cert"] = sub.value.hex()
-    out["tlvs"] = [tlv_to_json(sub) for sub in info.tlvs]
+    # Sub-TLVs are shown flat: an SSL type nested inside SSL is not decoded again.
+    out["tlvs"] = [_sub_tlv_to_json(sub) for sub in info.tlvs]
     return out
+
+
+def _sub_tlv_to_json(tlv: TLV) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": tlv.type, "value": tlv.value.hex()}
+    if tlv.type in _SSL_SUB_TYPES:
+        out["name"] = TLVType(tlv.type).name
+    return out
+
+
+_SSL_SUB_TYPES = frozenset(range(TLVType.SSL_VERSION, TLVType.SSL_CLIENT_CERT + 1))
