@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.support.peers import require_binary
 
 from realip.cli import main
+from tests.support.peers import require_binary
 
 
 class RecordingServer(socketserver.ThreadingTCPServer):
@@ -95,8 +95,9 @@ def tcpdump(
     binary = require_binary("tcpdump")
     expression = " or ".join(f"port {port}" for port in ports)
     proc = subprocess.Popen(
-        [binary, "-i", interface, "-n", "-U", "--immediate-mode", "-B", "8192", "-w", str(path),
-         expression],
+        # -B: a larger kernel buffer; the default one drops packets on "any".
+        [binary, "-i", interface, "-n", "-U", "--immediate-mode", "-B", "8192",
+         "-w", str(path), expression],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )  # fmt: skip

@@ -20,6 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from realip.proxyproto import (
+    Command,
+    Family,
+    Protocol,
+    ProxyHeader,
+    build_v2,
+    decode,
+    encode,
+)
 from tests.capture._support import (
     RecordingServer,
     capture_json,
@@ -29,9 +39,6 @@ from tests.capture._support import (
 )
 from tests.support.net import free_port, wait_until
 from tests.support.peers import require_binary, run_peer
-
-from realip.proxyproto import Command, Family, Protocol, ProxyHeader, build_v2, decode
-from realip.proxyproto import encode
 
 pytestmark = pytest.mark.peers
 
@@ -334,9 +341,10 @@ def captured(
     ports = [servers[k] for k in ("backend", "backend6", "udp", "fe_v2", "fe_v1")]
     marker = f"capture-sentinel-{uuid.uuid4().hex}".encode()
     traffic = Traffic(servers, backend)
+    ready = ("127.0.0.1", servers["ready"])
     try:
         with (
-            run_peer([haproxy, "-db", "-f", str(config)], ready_port=("127.0.0.1", servers["ready"])),
+            run_peer([haproxy, "-db", "-f", str(config)], ready_port=ready),
             tcpdump(lo_file, ports),
             tcpdump(any_file, ports, interface="any"),
         ):  # fmt: skip
