@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import struct
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -153,9 +155,10 @@ def test_not_a_capture(
 ) -> None:
     path = tmp_path / "bad.pcap"
     path.write_bytes(content)
-    status, out, err = run_capture(capsys, str(path))
-    assert (status, out) == (1, "")
-    assert err.startswith("realip: error: ") and message in err
+    for flags in ([], ["--json"]):
+        status, out, err = run_capture(capsys, *flags, str(path))
+        assert (status, out) == (1, "")
+        assert err.startswith("realip: error: ") and message in err
 
 
 def test_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -435,3 +438,17 @@ def test_segment_builder_is_sane() -> None:
         SYN | ACK,
     )
     assert isinstance(ScanOptions().idle, float)
+
+
+def test_reads_standard_input() -> None:
+    # tcpdump -w - | realip capture -: a pipe, which cannot seek.
+    with open(DATA / "multi_interface.pcapng", "rb") as stdin:
+        done = subprocess.run(
+            [sys.executable, "-m", "realip", "capture", "--json", "-"],
+            stdin=stdin,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr
+    assert len(json.loads(done.stdout)["connections"]) == 4

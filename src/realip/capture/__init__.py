@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from realip.capture._flows import STREAM_CAP, FlowTable, Stats
 from realip.capture._model import (
@@ -80,18 +81,31 @@ class ScanResult:
 
 
 def scan(
-    path: str | os.PathLike[str],
+    capture: str | os.PathLike[str] | BinaryIO,
     options: ScanOptions | None = None,
     emit: Callable[[Connection], None] | None = None,
 ) -> ScanResult:
-    """Read the capture at ``path``; call ``emit`` with each connection kept by
-    ``options`` as it ends (connections still open at the end come last, in the
-    order they started).
+    """Read the capture at ``capture`` (a path, or a binary stream such as a pipe
+    from ``tcpdump -w -``); call ``emit`` with each connection kept by ``options``
+    as it ends (connections still open at the end come last, in the order they
+    started).
 
     Raises :class:`CaptureError` when the file is not a capture at all, and
     ``OSError`` when it cannot be read; damage part-way through is returned in
     ``ScanResult.error`` instead, so the connections before it are not lost.
     """
+    if isinstance(capture, (str, os.PathLike)):
+        with open(capture, "rb", buffering=_READ_BUFFER) as stream:
+            return _scan(stream, os.fspath(capture), options, emit)
+    return _scan(capture, str(getattr(capture, "name", "<stream>")), options, emit)
+
+
+def _scan(
+    stream: BinaryIO,
+    name: str,
+    options: ScanOptions | None,
+    emit: Callable[[Connection], None] | None,
+) -> ScanResult:
     options = options or ScanOptions()
     summary = Summary(
         options.networks,
@@ -106,16 +120,15 @@ def scan(
 
     table = FlowTable(options, keep)
     error: CaptureError | None = None
-    with open(path, "rb", buffering=_READ_BUFFER) as stream:
-        source = PacketSource(stream, os.fspath(path))
-        packet = table.packet
-        try:
-            for number, (ts, linktype, frame) in enumerate(source, 1):
-                packet(number, ts, linktype, frame)
-        except CaptureError as exc:
-            if exc.packet == 0:  # the file header: nothing was read
-                raise
-            error = exc
+    source = PacketSource(stream, name)
+    packet = table.packet
+    try:
+        for number, (ts, linktype, frame) in enumerate(source, 1):
+            packet(number, ts, linktype, frame)
+    except CaptureError as exc:
+        if exc.packet == 0:  # the file header: nothing was read
+            raise
+        error = exc
     table.finish()
     result = ScanResult(source.format, table.stats, summary, table.peak_open)
     if source.truncated is not None:

@@ -48,7 +48,11 @@ def register(subparsers: Any) -> None:
         "PROXY header and what it opens with otherwise; then a summary by client "
         "network with the likely cause.",
     )
-    parser.add_argument("file", metavar="FILE", help="the pcap or pcapng file")
+    parser.add_argument(
+        "file",
+        metavar="FILE",
+        help="the pcap or pcapng file; - reads standard input (tcpdump -w - | ...)",
+    )
     parser.add_argument(
         "--port",
         action="append",
@@ -103,7 +107,8 @@ def _handler(args: argparse.Namespace) -> int:
     printer: _Printer = (
         _JsonPrinter(out, args) if args.json else _TextPrinter(out, args)
     )
-    result = scan(args.file, options, printer.connection)
+    source = sys.stdin.buffer if args.file == "-" else args.file
+    result = scan(source, options, printer.connection)
     printer.finish(result)
     for warning in result.warnings:
         print(f"realip: warning: {warning}", file=sys.stderr)
@@ -262,17 +267,27 @@ class _JsonPrinter(_Printer):
     def __init__(self, out: IO[str], args: argparse.Namespace) -> None:
         self._out = out
         self._rows = not args.summary
+        self._file = args.file
+        self._started = False
         self._first = True
-        out.write("{" + f'"file": {json.dumps(args.file)}, "connections": [')
+
+    def _start(self) -> None:
+        # Written with the first result, so that a file that is no capture at all
+        # leaves stdout empty rather than holding half a document.
+        if not self._started:
+            self._started = True
+            self._out.write("{" + f'"file": {json.dumps(self._file)}, "connections": [')
 
     def connection(self, connection: Connection) -> None:
         if not self._rows:
             return
+        self._start()
         self._out.write("\n" if self._first else ",\n")
         self._first = False
         self._out.write(json.dumps(connection.to_json()))
 
     def finish(self, result: ScanResult) -> None:
+        self._start()
         tail = {
             "format": result.format,
             "summary": result.summary.to_json(),
