@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import tempfile
@@ -134,15 +135,16 @@ def run_mutate(seconds: float, seed: int) -> int:
 
 
 def run_atheris(seconds: float) -> None:
-    """libFuzzer stops itself after ``seconds`` and exits the process, so the
-    summary is printed by an atexit hook; an escaping exception makes atheris
-    print it with the crashing input and exit non-zero."""
+    """Runs until ``seconds`` have passed, prints the summary and exits the
+    process. An escaping exception makes atheris print it with the crashing
+    input and exit non-zero (the atexit hook then prints the FAIL summary)."""
     import atexit
 
     import atheris
 
     count = 0
     started = time.monotonic()
+    deadline = started + seconds
 
     failed = False
 
@@ -154,6 +156,10 @@ def run_atheris(seconds: float) -> None:
         except BaseException:
             failed = True
             raise
+        if count % 1000 == 0 and time.monotonic() >= deadline:
+            # libFuzzer's own time limit exits from C, past Python's atexit hooks.
+            summary()
+            os._exit(0)
 
     def summary() -> None:
         elapsed = time.monotonic() - started
@@ -186,7 +192,7 @@ def run_atheris(seconds: float) -> None:
     )
     argv = [
         sys.argv[0],
-        f"-max_total_time={int(seconds)}",
+        f"-max_total_time={int(seconds) + 60}",  # a backstop only
         "-max_len=600",
         "-rss_limit_mb=2048",
         "-print_final_stats=1",

@@ -4,9 +4,11 @@ Layout: the 12-byte signature, ``ver_cmd`` (version nibble 2, command LOCAL or
 PROXY), ``fam`` (family and transport, one of seven valid bytes), a big-endian u16
 ``len``, then ``len`` bytes: the address block of the family, then TLVs.
 
-Theory of operation: the fixed 16 bytes are checked first, so an invalid header is
+Theory of operation: the fixed 16 bytes are checked first (``ver_cmd`` and ``fam``
+with one lookup among the fourteen valid pairs), so an invalid header is
 refused as soon as it can be known and an over-long one before its body arrives.
-Then the body is walked once: addresses through ``inet_ntop``, TLVs split and
+Then the body is walked once: addresses turned into text (IPv4 from a table of
+octets, IPv6 through ``inet_ntop`` behind a cache, see ``_addr``), TLVs split and
 checked in place, and the CRC32C TLV (if any) verified over the bytes as received
 with its own four bytes counted as zero, whatever its position among the TLVs
 (section 2.2.3). A LOCAL header is accepted whatever its block holds: "the
