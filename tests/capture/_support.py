@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import select
 import signal
 import socket
@@ -84,14 +85,21 @@ class _Handler(socketserver.BaseRequestHandler):
                 self.server.finished.add(port)
 
 
+class Dump:
+    """What tcpdump said when it stopped: ``dropped`` packets by the kernel."""
+
+    dropped = 0
+
+
 @contextlib.contextmanager
 def tcpdump(
     path: Path, ports: Sequence[int], *, interface: str = "lo"
-) -> Iterator[None]:
+) -> Iterator[Dump]:
     """Capture the given ports on ``interface`` into ``path`` until the block ends.
 
     Waits for tcpdump's "listening on" line before the block runs, and stops it
-    with SIGINT afterwards so that it flushes the file."""
+    with SIGINT afterwards so that it flushes the file; then reads its drop count
+    (on a loaded machine, ``any`` sees each loopback packet twice and can drop)."""
     binary = require_binary("tcpdump")
     expression = " or ".join(f"port {port}" for port in ports)
     proc = subprocess.Popen(
@@ -103,6 +111,7 @@ def tcpdump(
     )  # fmt: skip
     assert proc.stderr is not None
     seen = b""
+    dump = Dump()
     deadline = time.monotonic() + 15
     try:
         while b"listening on" not in seen:
@@ -111,16 +120,19 @@ def tcpdump(
             ready, _, _ = select.select([proc.stderr], [], [], 0.2)
             if ready:
                 seen += proc.stderr.read1(4096)  # type: ignore[attr-defined]
-        yield
+        yield dump
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        try:
+            seen += proc.stderr.read()
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
         proc.stderr.close()
+    dropped = re.search(rb"(\d+) packets? dropped by kernel", seen)
+    dump.dropped = int(dropped[1]) if dropped else 0
 
 
 def wait_in_file(path: Path, marker: bytes, *, timeout: float = 10.0) -> None:
