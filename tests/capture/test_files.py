@@ -373,7 +373,7 @@ def test_summary_by_named_network_and_readings(
     assert "from 10.0.0.5/32 (load balancer): 4 of 4 carry v2" in out
     assert "from 10.0.0.9: 1 of 1 carry v1" in out
     assert "hairpin traffic likely: to 10.0.9.1:443, 10.244.0.0/16 (pods)" in out
-    assert "wrong version: 10.0.0.9 send v1 headers to 10.0.9.1:443" in out
+    assert "wrong version: 10.0.0.9 sends v1 headers to 10.0.9.1:443" in out
     assert "health checks: 10.0.0.200/32 (checks) only opens 1 empty" in out
 
 

@@ -253,6 +253,10 @@ def _names(groups: list[_Group]) -> str:
     return ", ".join(labels)
 
 
+def _verb(groups: list[_Group], one: str, many: str) -> str:
+    return one if len(groups) == 1 else many
+
+
 def _hairpin(groups: list[_Group]) -> list[str]:
     out = []
     for server in _servers(groups):
@@ -268,8 +272,9 @@ def _hairpin(groups: list[_Group]) -> list[str]:
                 never.append(group)
         if always and never:
             out.append(
-                f"hairpin traffic likely: to {server}, {_names(never)} send no header "
-                f"while {_names(always)} always do; the former reach the server "
+                f"hairpin traffic likely: to {server}, {_names(never)} "
+                f"{_verb(never, 'sends', 'send')} no header while {_names(always)} "
+                f"always {_verb(always, 'does', 'do')}; the former reach the server "
                 "without the proxy that adds it (in Kubernetes, pods calling a "
                 "LoadBalancer IP are routed straight to the backends: see "
                 "ipMode: Proxy)"
@@ -299,8 +304,9 @@ def _wrong_version(groups: list[_Group]) -> list[str]:
             theirs = "v1" if minority is only_v1 else "v2"
             ours = "v2" if theirs == "v1" else "v1"
             out.append(
-                f"wrong version: {_names(minority)} send {theirs} headers to {server} "
-                f"where {_names(majority)} send {ours}; one sender is set to the "
+                f"wrong version: {_names(minority)} {_verb(minority, 'sends', 'send')} "
+                f"{theirs} headers to {server} where {_names(majority)} "
+                f"{_verb(majority, 'sends', 'send')} {ours}; one sender is set to the "
                 "other version (send-proxy vs send-proxy-v2), and a receiver that "
                 "expects one refuses the other"
             )
@@ -326,8 +332,8 @@ def _mixed(groups: list[_Group]) -> list[str]:
                 )
                 out.append(
                     f"header expected: {traffic} connections from {group.label} to "
-                    f"{server} open with the client's own bytes ({kinds}) where "
-                    f"{headers} others carry a header; a sender there skips the "
+                    f"{server} open with the client's own bytes ({kinds}) while "
+                    f"{headers} carry a header; a sender there skips the "
                     "proxy or is not set to send the header"
                 )
     return out
