@@ -1,12 +1,13 @@
 """An asyncio protocol that runs the gate before the application protocol.
 
 Theory of operation. :class:`GateProtocol` is what the event loop creates for
-each accepted connection. It counts itself as *pending*, arms the header timer
-and feeds every byte to a :class:`~realip.policy.Gate`. On a refusal it logs the
-reason (rate-limited) and closes the connection without writing a byte. On
-acceptance it builds the application protocol, hands the real transport over to
-it (``transport.set_protocol``, so later reads go straight to the application
-with no detour through this class), calls its ``connection_made`` with a
+each accepted connection. It registers itself as *pending* (which also puts it
+under the server's one header-timeout timer) and feeds every byte to a
+:class:`~realip.policy.Gate`. On a refusal it logs the reason (rate-limited)
+and closes the connection without writing a byte. On acceptance it builds the
+application protocol, hands the real transport over to it
+(``transport.set_protocol``, so later reads go straight to the application with
+no detour through this class), calls its ``connection_made`` with a
 :class:`ClientTransport` that reports the real client, and delivers the bytes
 that followed the header.
 
@@ -22,7 +23,7 @@ import asyncio
 import contextvars
 import logging
 from collections.abc import Callable
-from typing import Any, cast
+from typing import cast
 
 from realip.policy import Decision, Gate, Policy
 from realip.servers._transport import ClientTransport, ConnectionInfo
@@ -38,18 +39,50 @@ InnerFactory = Callable[[ConnectionInfo], asyncio.BaseProtocol]
 
 
 class Pending:
-    """Connections of one server still waiting for a decision."""
+    """Connections of one server still waiting for a decision, oldest first.
 
-    __slots__ = ("count",)
+    One timer serves them all instead of one per connection: every connection
+    of a server has the same header timeout, so insertion order is deadline
+    order, and only the oldest deadline needs a timer. That keeps the accept
+    path to a dict insert and a dict delete.
+    """
+
+    __slots__ = ("_timer", "_waiting")
+
+    #: Expire a little early rather than re-arm for a deadline a hair away
+    #: (event-loop clocks round to the millisecond).
+    _SLACK = 0.002
 
     def __init__(self) -> None:
-        self.count = 0
+        self._waiting: dict[GateProtocol, float] = {}
+        self._timer: asyncio.TimerHandle | None = None
 
+    @property
+    def count(self) -> int:
+        return len(self._waiting)
 
-def _address(value: Any) -> tuple[str, int] | None:
-    if isinstance(value, tuple) and len(value) >= 2:
-        return (str(value[0]), int(value[1]))
-    return None
+    def add(self, protocol: GateProtocol, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        self._waiting[protocol] = deadline
+        if self._timer is None:
+            self._timer = loop.call_at(deadline, self._sweep)
+
+    def discard(self, protocol: GateProtocol) -> None:
+        self._waiting.pop(protocol, None)
+
+    def _sweep(self) -> None:
+        self._timer = None
+        loop = asyncio.get_running_loop()
+        limit = loop.time() + self._SLACK
+        expired = []
+        for protocol, deadline in self._waiting.items():
+            if deadline > limit:
+                self._timer = loop.call_at(deadline, self._sweep)
+                break
+            expired.append(protocol)
+        for protocol in expired:
+            protocol.expire()
 
 
 class GateProtocol(asyncio.Protocol):
@@ -63,17 +96,15 @@ class GateProtocol(asyncio.Protocol):
         self._pending = pending
         self._gate: Gate | None = None
         self._transport: asyncio.Transport | None = None
-        self._timer: asyncio.TimerHandle | None = None
         self._counted = False
-        self._local: tuple[str, int] | None = None
 
     # -- asyncio.Protocol ----------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream server's transports are asyncio.Transport (read and write).
         self._transport = cast(asyncio.Transport, transport)
-        self._local = _address(transport.get_extra_info("sockname"))
-        gate = Gate(self._policy, transport.get_extra_info("peername"), self._local)
+        # The local address is looked up only if someone asks (ConnectionInfo).
+        gate = Gate(self._policy, transport.get_extra_info("peername"), None)
         decision = gate.at_connect()
         if decision is None and self._pending.count >= self._policy.max_pending:
             decision = gate.overloaded(self._pending.count)
@@ -81,10 +112,8 @@ class GateProtocol(asyncio.Protocol):
             self._refuse(decision)
             return
         self._gate = gate
-        self._pending.count += 1
+        self._pending.add(self, self._policy.header_timeout)
         self._counted = True
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(self._policy.header_timeout, self._expired)
 
     def data_received(self, data: bytes) -> None:
         gate = self._gate
@@ -107,8 +136,8 @@ class GateProtocol(asyncio.Protocol):
 
     # -- decisions -----------------------------------------------------------------
 
-    def _expired(self) -> None:
-        self._timer = None
+    def expire(self) -> None:
+        """The header timeout passed (called by :class:`Pending`)."""
         gate = self._gate
         if gate is not None:
             self._decide(gate.expired())
@@ -117,10 +146,7 @@ class GateProtocol(asyncio.Protocol):
         self._gate = None
         if self._counted:
             self._counted = False
-            self._pending.count -= 1
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+            self._pending.discard(self)
 
     def _refuse(self, decision: Decision) -> None:
         self._settle()
@@ -139,7 +165,7 @@ class GateProtocol(asyncio.Protocol):
             decision.client,
             decision.header,
             decision.action,
-            self._local,
+            transport,
         )
         inner = self._make_inner(info)
         transport.set_protocol(inner)

@@ -10,7 +10,7 @@ method is the real transport's bound method, stored on the instance, so a
 from __future__ import annotations
 
 import asyncio
-from typing import Any, NamedTuple
+from typing import Any
 
 from realip.policy import Action
 from realip.proxyproto import ProxyHeader
@@ -20,20 +20,52 @@ from realip.proxyproto import ProxyHeader
 EXTRA_KEY = "realip"
 
 
-class ConnectionInfo(NamedTuple):
+class ConnectionInfo:
     """Who is on the other end of an accepted connection, and how we know.
 
     ``peer`` is the direct TCP peer, ``client`` the address to use (the header's
     source, or the peer), ``header`` the PROXY header with its TLVs (``None`` when
     none was used), ``action`` the policy action that applied to the peer, and
-    ``local`` the listening side's address.
+    ``local`` the listening side's address (looked up on first use).
     """
 
-    peer: tuple[str, int]
-    client: tuple[str, int]
-    header: ProxyHeader | None
-    action: Action
-    local: tuple[str, int] | None
+    __slots__ = ("_local", "_transport", "action", "client", "header", "peer")
+
+    def __init__(
+        self,
+        peer: tuple[str, int],
+        client: tuple[str, int],
+        header: ProxyHeader | None,
+        action: Action,
+        transport: asyncio.BaseTransport | None = None,
+    ) -> None:
+        self.peer = peer
+        self.client = client
+        self.header = header
+        self.action = action
+        self._transport = transport
+        self._local: tuple[str, int] | bool | None = False
+
+    @property
+    def local(self) -> tuple[str, int] | None:
+        if self._local is False:
+            name = (
+                None
+                if self._transport is None
+                else self._transport.get_extra_info("sockname")
+            )
+            self._local = (
+                (str(name[0]), int(name[1]))
+                if isinstance(name, tuple) and len(name) >= 2
+                else None
+            )
+        return self._local  # type: ignore[return-value]
+
+    def __repr__(self) -> str:
+        return (
+            f"ConnectionInfo(peer={self.peer!r}, client={self.client!r}, "
+            f"action={self.action.value}, header={self.header!r})"
+        )
 
 
 class SocketView:
