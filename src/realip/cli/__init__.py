@@ -21,20 +21,26 @@ from realip.errors import RealipError
 
 __all__ = ["ExitStatus", "main"]
 
-# Order is the order of ``realip --help``: the chain first, then the tools.
-_COMMANDS = (
-    "decode",
-    "encode",
-    "serve",
-    "whoami",
-    "send",
-    "probe",
-    "capture",
-    "k8s",
-)
+# Order is the order of ``realip --help``: the chain first, then the tools. Only the
+# module of the command being run is imported, so that ``realip send`` does not pay
+# for loading the Kubernetes checker or the packet reader; the others appear in the
+# help with these one-line summaries.
+_COMMANDS = {
+    "decode": "decode a PROXY protocol header (v1 or v2) and print it as JSON",
+    "encode": "build a PROXY protocol header (v1 or v2) from flags",
+    "serve": "run an ASGI app on uvicorn behind the PROXY protocol policy",
+    "whoami": "echo server: answer each client with the address, PROXY header and "
+    "client the server saw",
+    "send": "send one connection with a hand-made PROXY header and print the answer",
+    "probe": "tell whether an endpoint requires, accepts or ignores PROXY headers",
+    "capture": "show which connections in a pcap/pcapng file carry a PROXY header",
+    "k8s": "check Kubernetes objects for PROXY-protocol hairpin problems",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The full parser for the command named in ``argv`` (the first argument that
+    names one); every other command is listed by name and summary only."""
     parser = argparse.ArgumentParser(
         prog="realip",
         description="The real client address, end to end: PROXY protocol, trust "
@@ -48,9 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="count", default=0, help="more log output on stderr"
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in _COMMANDS:
-        module = importlib.import_module(f"realip.cli._{name}")
-        module.register(subparsers)
+    selected = next((arg for arg in argv if arg in _COMMANDS), None)
+    for name, summary in _COMMANDS.items():
+        if name == selected:
+            importlib.import_module(f"realip.cli._{name}").register(subparsers)
+        else:
+            subparsers.add_parser(name, help=summary)
     return parser
 
 
@@ -72,7 +81,9 @@ def _configure_logging(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
