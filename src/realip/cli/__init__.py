@@ -9,11 +9,12 @@ and returning an exit status. Only :func:`main` turns exceptions into
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from realip import __version__
 from realip.cli._exit import ExitStatus
@@ -63,7 +64,10 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(args: argparse.Namespace) -> None:
+@contextlib.contextmanager
+def _logging_to_stderr(args: argparse.Namespace) -> Iterator[None]:
+    """Send the ``realip`` loggers to stderr while a command runs, then put them
+    back as they were: ``main`` is also called in-process (tests, embedding)."""
     if args.debug:
         level = logging.DEBUG
     elif args.verbose:
@@ -74,10 +78,16 @@ def _configure_logging(args: argparse.Namespace) -> None:
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
     )
-    root = logging.getLogger("realip")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
+    logger = logging.getLogger("realip")
+    saved = logger.handlers[:], logger.level, logger.propagate
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.handlers[:], logger.level, logger.propagate = saved
+        handler.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -89,9 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return ExitStatus.USAGE
 
-    _configure_logging(args)
     try:
-        return int(args.handler(args))
+        with _logging_to_stderr(args):
+            return int(args.handler(args))
     except KeyboardInterrupt:
         return ExitStatus.INTERRUPTED
     except BrokenPipeError:
