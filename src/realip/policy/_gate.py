@@ -17,8 +17,11 @@ gate never does I/O and never waits longer than the bytes require:
 
 An accepted decision carries the client address to use, the header (TLVs
 included) and ``remaining``: the bytes after the header, untouched, which belong
-to the application. A refused one carries ``reason``, one log line naming the
-source, the action, the first bytes and the likely cause.
+to the application. Under ``ignore`` a header that came is read and discarded:
+it is kept apart as ``ignored_header`` (for diagnostics), never as ``header``,
+so that nothing downstream can mistake it for a header it may trust. A refused
+decision carries ``reason``, one log line naming the source, the action, the
+first bytes and the likely cause.
 """
 
 from __future__ import annotations
@@ -30,6 +33,16 @@ from realip.proxyproto import ProxyHeader, Sniff, decode, sniff
 Buffer = bytes | bytearray | memoryview
 
 _SHOW_LIMIT = 32
+
+# Enum members as module globals: on Python 3.11 ``Action.REQUIRE`` is a class
+# attribute lookup through the enum machinery, several times dearer than a
+# global, and the gate checks a few of them on every connection.
+_REQUIRE = Action.REQUIRE
+_IGNORE = Action.IGNORE
+_REJECT = Action.REJECT
+_DENY = Action.DENY
+_NOT_PROXY = Sniff.NOT_PROXY
+_NEED_MORE = Sniff.NEED_MORE
 
 #: Well-known first bytes of traffic that is not a PROXY header, and what it
 #: usually means when a header was required. Checked in order, only on refusal.
@@ -75,6 +88,9 @@ class Decision:
 
     ``accepted`` connections go to the application with ``client`` (the header's
     source, or the peer) and ``remaining`` (the bytes that followed the header).
+    ``header`` is the header the policy used (``None`` when none was);
+    ``ignored_header`` is one that came and was discarded under ``ignore`` (its
+    fields are untrusted: for display only). At most one of the two is set.
     Refused ones must be closed without an answer; ``reason`` is the log line.
     """
 
@@ -83,6 +99,7 @@ class Decision:
         "action",
         "client",
         "header",
+        "ignored_header",
         "peer",
         "reason",
         "remaining",
@@ -97,6 +114,7 @@ class Decision:
         reason: str | None,
         action: Action,
         peer: tuple[str, int],
+        ignored_header: ProxyHeader | None = None,
     ) -> None:
         self.accepted = accepted
         self.client = client
@@ -105,18 +123,24 @@ class Decision:
         self.reason = reason
         self.action = action
         self.peer = peer
+        self.ignored_header = ignored_header
 
     def __repr__(self) -> str:
         if self.accepted:
             return (
                 f"Decision(accepted, client={self.client!r}, "
                 f"action={self.action.value}, header={self.header is not None}, "
+                f"ignored_header={self.ignored_header is not None}, "
                 f"remaining={len(self.remaining)})"
             )
         return f"Decision(refused, {self.reason!r})"
 
 
 def _peer_tuple(peer: object) -> tuple[str, int]:
+    if type(peer) is tuple and len(peer) == 2:
+        host = peer[0]
+        if type(host) is str and type(peer[1]) is int and not host.startswith("::"):
+            return peer  # an IPv4 socket's (host, port): already what we report
     if isinstance(peer, tuple) and len(peer) >= 2:
         host = str(peer[0])
         if host.startswith("::ffff:") and "." in host:
@@ -164,7 +188,7 @@ class Gate:
 
     def at_connect(self) -> Decision | None:
         """A decision before any byte: only ``deny`` has one."""
-        if self.action is Action.DENY:
+        if self.action is _DENY:
             host = self.peer[0]
             return self._refuse(
                 f"connections from {host} are denied by the policy", b""
@@ -179,22 +203,22 @@ class Gate:
             data = buffer
         action = self.action
         kind = sniff(data)
-        if kind is Sniff.NOT_PROXY:
-            if action is Action.REQUIRE:
+        if kind is _NOT_PROXY:
+            if action is _REQUIRE:
                 return self._refuse(_without_header_cause(data), data)
-            if action is Action.DENY:
+            if action is _DENY:
                 return self.at_connect()
             return self._accept(self.peer, None, data, 0)
-        if kind is Sniff.NEED_MORE:
+        if kind is _NEED_MORE:
             self._keep(data)
             return None
-        if action is Action.REJECT:
+        if action is _REJECT:
             return self._refuse(
                 "PROXY header from {host}, which is not a trusted proxy: a spoofing "
                 "attempt, or a proxy missing from the policy",
                 data,
             )
-        if action is Action.DENY:
+        if action is _DENY:
             return self.at_connect()
         try:
             header = decode(data, max_size=self.policy.max_header_size)
@@ -203,8 +227,12 @@ class Gate:
             return None
         except ProxyProtocolError as exc:
             return self._refuse("invalid PROXY header from {host}: " + str(exc), data)
-        if action is Action.IGNORE:
-            return self._accept(self.peer, None, data, header.length)
+        if action is _IGNORE:
+            # Read and discarded: the peer stays the client (issue text: "read
+            # and discard a header if one comes"); kept only for display.
+            decision = self._accept(self.peer, None, data, header.length)
+            decision.ignored_header = header
+            return decision
         return self._accept(
             _client_from(header, self.peer), header, data, header.length
         )
@@ -216,7 +244,7 @@ class Gate:
             return self._refuse(
                 "connection closed before any byte: a health check?", b""
             )
-        if self.action is not Action.REQUIRE and sniff(data) is Sniff.NEED_MORE:
+        if self.action is not _REQUIRE and sniff(data) is _NEED_MORE:
             # The bytes were a prefix of a signature, and no more will come: they
             # cannot be a header, so they are the client's own data.
             return self._accept(self.peer, None, data, 0)

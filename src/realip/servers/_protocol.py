@@ -11,6 +11,12 @@ no detour through this class), calls its ``connection_made`` with a
 :class:`ClientTransport` that reports the real client, and delivers the bytes
 that followed the header.
 
+Everything that is the same for every connection of a server (the policy, the
+pending set, how to build the application protocol) lives on a per-server
+subclass made by :meth:`GateProtocol.serving`, so the loop can call that class
+directly as its protocol factory and a connection allocates only what is its
+own: the gate, the decision, its :class:`ConnectionInfo` and the transport view.
+
 :data:`current_connection` holds the :class:`ConnectionInfo` while the
 application protocol's ``connection_made`` runs, so tasks it creates (the
 ``asyncio.start_server`` callback, hypercorn's connection task) copy it into their
@@ -23,7 +29,7 @@ import asyncio
 import contextvars
 import logging
 from collections.abc import Callable
-from typing import cast
+from typing import Any, ClassVar
 
 from realip.policy import Decision, Gate, Policy
 from realip.servers._transport import ClientTransport, ConnectionInfo
@@ -34,8 +40,6 @@ logger = logging.getLogger("realip.servers")
 current_connection: contextvars.ContextVar[ConnectionInfo | None] = (
     contextvars.ContextVar("realip_connection", default=None)
 )
-
-InnerFactory = Callable[[ConnectionInfo], asyncio.BaseProtocol]
 
 
 class Pending:
@@ -86,34 +90,54 @@ class Pending:
 
 
 class GateProtocol(asyncio.Protocol):
-    """Applies ``policy`` to one connection, then becomes ``make_inner(info)``."""
+    """Applies the server's policy to one connection, then becomes the
+    application protocol that :meth:`make_inner` builds.
 
-    def __init__(
-        self, make_inner: InnerFactory, policy: Policy, pending: Pending
-    ) -> None:
-        self._make_inner = make_inner
-        self._policy = policy
-        self._pending = pending
+    Not used directly: :meth:`serving` makes the class for one server.
+    """
+
+    __slots__ = ("_gate", "_transport")
+
+    #: Set on the per-server subclass by :meth:`serving`.
+    policy: ClassVar[Policy]
+    pending: ClassVar[Pending]
+    #: Whether :data:`current_connection` is set around the application
+    #: protocol's ``connection_made`` (for tasks created there).
+    publish_context: ClassVar[bool] = True
+
+    @classmethod
+    def serving(cls, policy: Policy, **members: Any) -> type[GateProtocol]:
+        """A subclass for one server: ``policy``, a fresh :class:`Pending`, and
+        ``members`` (methods or class attributes, such as ``make_inner``)."""
+        namespace = {"__slots__": (), "policy": policy, "pending": Pending()}
+        namespace.update(members)
+        return type(cls.__name__, (cls,), namespace)
+
+    def __init__(self) -> None:
         self._gate: Gate | None = None
         self._transport: asyncio.Transport | None = None
-        self._counted = False
+
+    def make_inner(self, info: ConnectionInfo) -> asyncio.BaseProtocol:
+        """The application protocol for an accepted connection."""
+        raise NotImplementedError
 
     # -- asyncio.Protocol ----------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream server's transports are asyncio.Transport (read and write).
-        self._transport = cast(asyncio.Transport, transport)
+        self._transport = transport  # type: ignore[assignment]
+        policy = self.policy
         # The local address is looked up only if someone asks (ConnectionInfo).
-        gate = Gate(self._policy, transport.get_extra_info("peername"), None)
+        gate = Gate(policy, transport.get_extra_info("peername"), None)
         decision = gate.at_connect()
-        if decision is None and self._pending.count >= self._policy.max_pending:
-            decision = gate.overloaded(self._pending.count)
+        pending = self.pending
+        if decision is None and pending.count >= policy.max_pending:
+            decision = gate.overloaded(pending.count)
         if decision is not None:
             self._refuse(decision)
             return
         self._gate = gate
-        self._pending.add(self, self._policy.header_timeout)
-        self._counted = True
+        pending.add(self, policy.header_timeout)
 
     def data_received(self, data: bytes) -> None:
         gate = self._gate
@@ -143,14 +167,13 @@ class GateProtocol(asyncio.Protocol):
             self._decide(gate.expired())
 
     def _settle(self) -> None:
-        self._gate = None
-        if self._counted:
-            self._counted = False
-            self._pending.discard(self)
+        if self._gate is not None:
+            self._gate = None
+            self.pending.discard(self)
 
     def _refuse(self, decision: Decision) -> None:
         self._settle()
-        self._policy.refusals.refused(decision.reason or "refused")
+        self.policy.refusals.refused(decision.reason or "refused")
         if self._transport is not None:
             self._transport.close()
 
@@ -159,55 +182,58 @@ class GateProtocol(asyncio.Protocol):
             self._refuse(decision)
             return None
         self._settle()
-        transport = cast(asyncio.Transport, self._transport)
+        transport: Any = self._transport
         info = ConnectionInfo(
             decision.peer,
             decision.client,
             decision.header,
             decision.action,
             transport,
+            decision.ignored_header,
         )
-        inner = self._make_inner(info)
+        inner = self.make_inner(info)
         transport.set_protocol(inner)
-        token = current_connection.set(info)
-        try:
+        if self.publish_context:
+            token = current_connection.set(info)
+            try:
+                inner.connection_made(ClientTransport(transport, info))
+            finally:
+                current_connection.reset(token)
+        else:
             inner.connection_made(ClientTransport(transport, info))
-        finally:
-            current_connection.reset(token)
         if decision.remaining:
-            _deliver(inner, decision.remaining)
+            self.deliver(inner, decision.remaining)
         if eof and isinstance(inner, asyncio.Protocol | asyncio.BufferedProtocol):
             return inner.eof_received()
         return None
 
+    @staticmethod
+    def deliver(inner: Any, data: bytes) -> None:
+        """Give ``data`` to the application protocol as the loop would."""
+        if isinstance(inner, asyncio.BufferedProtocol):
+            view = memoryview(data)
+            while view:
+                buffer = memoryview(inner.get_buffer(len(view)))
+                size = min(len(buffer), len(view))
+                buffer[:size] = view[:size]
+                inner.buffer_updated(size)
+                view = view[size:]
+        elif isinstance(inner, asyncio.Protocol):
+            inner.data_received(data)
 
-def _deliver(inner: asyncio.BaseProtocol, data: bytes) -> None:
-    """Give ``data`` to the application protocol as the loop would."""
-    if isinstance(inner, asyncio.BufferedProtocol):
-        view = memoryview(data)
-        while view:
-            buffer = memoryview(inner.get_buffer(len(view)))
-            size = min(len(buffer), len(view))
-            buffer[:size] = view[:size]
-            inner.buffer_updated(size)
-            view = view[size:]
-    elif isinstance(inner, asyncio.Protocol):
-        inner.data_received(data)
+
+InnerFactory = Callable[[], asyncio.BaseProtocol]
 
 
 def wrap_protocol_factory(
-    factory: Callable[[], asyncio.BaseProtocol], policy: Policy
+    factory: InnerFactory, policy: Policy
 ) -> Callable[[], GateProtocol]:
     """A protocol factory for ``loop.create_server`` that applies ``policy``
     before ``factory``'s protocols see a byte. The protocol's transport reports
     the real client as ``peername``; ``get_extra_info("realip")`` gives the
     :class:`ConnectionInfo` (header and TLVs included)."""
-    pending = Pending()
 
-    def make_inner(info: ConnectionInfo) -> asyncio.BaseProtocol:
+    def make_inner(self: GateProtocol, info: ConnectionInfo) -> asyncio.BaseProtocol:
         return factory()
 
-    def create() -> GateProtocol:
-        return GateProtocol(make_inner, policy, pending)
-
-    return create
+    return GateProtocol.serving(policy, make_inner=make_inner)

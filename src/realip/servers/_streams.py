@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from realip.policy import Policy
-from realip.servers._protocol import GateProtocol, Pending
+from realip.servers._protocol import GateProtocol
 from realip.servers._transport import EXTRA_KEY, ConnectionInfo
 
 ClientConnected = Callable[
@@ -36,16 +36,13 @@ async def start_server(
     ``loop.create_server`` (``sock``, ``backlog``, ``reuse_port``...).
     """
     loop = asyncio.get_running_loop()
-    pending = Pending()
 
-    def make_inner(info: ConnectionInfo) -> asyncio.BaseProtocol:
+    def make_inner(self: GateProtocol, info: ConnectionInfo) -> asyncio.BaseProtocol:
         reader = asyncio.StreamReader(limit=limit, loop=loop)
         return asyncio.StreamReaderProtocol(reader, client_connected_cb, loop=loop)
 
-    def create() -> GateProtocol:
-        return GateProtocol(make_inner, policy, pending)
-
-    return await loop.create_server(create, host, port, **kwargs)
+    protocol_class = GateProtocol.serving(policy, make_inner=make_inner)
+    return await loop.create_server(protocol_class, host, port, **kwargs)
 
 
 def connection_info(writer_or_transport: Any) -> ConnectionInfo:

@@ -15,7 +15,6 @@ Connections still waiting for their header are registered with uvicorn's
 from __future__ import annotations
 
 import asyncio
-import functools
 from typing import Any
 
 import uvicorn
@@ -24,7 +23,7 @@ from uvicorn.importer import import_from_string
 
 from realip.errors import ConfigError
 from realip.policy import Policy
-from realip.servers._protocol import GateProtocol, Pending
+from realip.servers._protocol import GateProtocol
 from realip.servers._transport import ConnectionInfo
 from realip.servers.asgi import STATE_KEY
 
@@ -45,7 +44,16 @@ def http_protocol_class(http: str | type[asyncio.Protocol]) -> type[asyncio.Prot
 
 class UvicornGateProtocol(GateProtocol):
     """What uvicorn creates per connection; becomes ``inner_class`` once the
-    gate accepts."""
+    gate accepts. :func:`gated_config` makes the subclass for one server (policy,
+    pending set, ``inner_class``), which uvicorn then calls as its
+    ``http_protocol_class`` with its usual keyword arguments."""
+
+    __slots__ = ("_app_state", "_config", "_connections", "_loop", "_server_state")
+
+    inner_class: type[asyncio.Protocol]
+    # uvicorn's protocols create no task in connection_made, and requests find
+    # their connection in scope["state"]: no context variable to set.
+    publish_context = False
 
     def __init__(
         self,
@@ -53,20 +61,32 @@ class UvicornGateProtocol(GateProtocol):
         server_state: Any,
         app_state: dict[str, Any],
         _loop: asyncio.AbstractEventLoop | None = None,
-        *,
-        policy: Policy,
-        pending: Pending,
-        inner_class: type[asyncio.Protocol],
     ) -> None:
-        def make_inner(info: ConnectionInfo) -> asyncio.BaseProtocol:
-            state = dict(app_state)
-            state[STATE_KEY] = info
-            return inner_class(  # type: ignore[call-arg]
-                config=config, server_state=server_state, app_state=state, _loop=_loop
-            )
-
-        super().__init__(make_inner, policy, pending)
+        # GateProtocol.__init__, inlined: this runs once per connection.
+        self._gate = None
+        self._transport = None
+        self._config = config
+        self._server_state = server_state
+        self._app_state = app_state
+        self._loop = _loop
         self._connections: set[Any] = server_state.connections
+
+    def make_inner(self, info: ConnectionInfo) -> asyncio.BaseProtocol:
+        # uvicorn copies app_state into every request's scope["state"]: a copy
+        # per connection carries this connection's info to each of its requests.
+        state = self._app_state.copy()
+        state[STATE_KEY] = info
+        return self.inner_class(  # type: ignore[call-arg]
+            config=self._config,
+            server_state=self._server_state,
+            app_state=state,
+            _loop=self._loop,
+        )
+
+    @staticmethod
+    def deliver(inner: Any, data: bytes) -> None:
+        # uvicorn's HTTP protocols are plain asyncio.Protocol classes.
+        inner.data_received(data)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -74,8 +94,10 @@ class UvicornGateProtocol(GateProtocol):
             self._connections.add(self)
 
     def _settle(self) -> None:
-        super()._settle()
-        self._connections.discard(self)
+        if self._gate is not None:
+            self._gate = None
+            self.pending.discard(self)
+            self._connections.discard(self)
 
     def shutdown(self) -> None:
         """uvicorn's graceful shutdown: a connection without a decision yet has
@@ -100,10 +122,7 @@ def gated_config(
             "TLS handshake); terminate TLS at the proxy"
         )
     kwargs["proxy_headers"] = False
-    factory = functools.partial(
-        UvicornGateProtocol,
-        policy=policy,
-        pending=Pending(),
-        inner_class=http_protocol_class(http),
+    protocol_class = UvicornGateProtocol.serving(
+        policy, inner_class=http_protocol_class(http)
     )
-    return uvicorn.Config(app, http=factory, **kwargs)  # type: ignore[arg-type]
+    return uvicorn.Config(app, http=protocol_class, **kwargs)
