@@ -26,6 +26,8 @@ first bytes and the likely cause.
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 from realip.errors import IncompleteHeader, ProxyProtocolError
 from realip.policy._rules import Action, Policy
 from realip.proxyproto import ProxyHeader, Sniff, decode, sniff
@@ -136,11 +138,19 @@ class Decision:
         return f"Decision(refused, {self.reason!r})"
 
 
+def _is_ipv4_peer(peer: object) -> TypeGuard[tuple[str, int]]:
+    """An AF_INET socket's peername, the common case, usable as it is (an
+    AF_INET6 one has four items and goes through :func:`_peer_tuple`)."""
+    return (
+        type(peer) is tuple
+        and len(peer) == 2
+        and type(peer[0]) is str
+        and type(peer[1]) is int
+        and ":" not in peer[0]
+    )
+
+
 def _peer_tuple(peer: object) -> tuple[str, int]:
-    if type(peer) is tuple and len(peer) == 2:
-        host = peer[0]
-        if type(host) is str and type(peer[1]) is int and not host.startswith("::"):
-            return peer  # an IPv4 socket's (host, port): already what we report
     if isinstance(peer, tuple) and len(peer) >= 2:
         host = str(peer[0])
         if host.startswith("::ffff:") and "." in host:
@@ -176,7 +186,7 @@ class Gate:
         local: tuple[str, int] | None = None,
     ) -> None:
         self.policy = policy
-        self.peer = _peer_tuple(peer)
+        self.peer = peer if _is_ipv4_peer(peer) else _peer_tuple(peer)
         self.local = local
         self.action: Action = policy.action_for(self.peer[0])
         self._buffer: bytearray | None = None
@@ -208,7 +218,12 @@ class Gate:
                 return self._refuse(_without_header_cause(data), data)
             if action is _DENY:
                 return self.at_connect()
-            return self._accept(self.peer, None, data, 0)
+            # Client data from the first byte (the common case): _accept inlined.
+            self._buffer = None
+            peer = self.peer
+            if type(data) is not bytes:
+                data = bytes(data)
+            return Decision(True, peer, None, data, None, action, peer)
         if kind is _NEED_MORE:
             self._keep(data)
             return None

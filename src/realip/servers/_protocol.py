@@ -31,10 +31,12 @@ import logging
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from realip.policy import Decision, Gate, Policy
+from realip.policy import Action, Decision, Gate, Policy
 from realip.servers._transport import ClientTransport, ConnectionInfo
 
 logger = logging.getLogger("realip.servers")
+
+_DENY = Action.DENY  # a global: cheaper than the enum lookup, once per connection
 
 #: The accepted connection whose application code is running (see module doc).
 current_connection: contextvars.ContextVar[ConnectionInfo | None] = (
@@ -42,51 +44,61 @@ current_connection: contextvars.ContextVar[ConnectionInfo | None] = (
 )
 
 
-class Pending:
-    """Connections of one server still waiting for a decision, oldest first.
+class Pending(dict["GateProtocol", float]):
+    """Connections of one server still waiting for a decision, oldest first,
+    each mapped to its deadline (event-loop time).
 
     One timer serves them all instead of one per connection: every connection
     of a server has the same header timeout, so insertion order is deadline
     order, and only the oldest deadline needs a timer. That keeps the accept
-    path to a dict insert and a dict delete.
+    path to a dict insert and a dict delete (``pop``); ``len()`` is how many
+    wait. A dict subclass, so both are C calls on the accept path.
     """
-
-    __slots__ = ("_timer", "_waiting")
 
     #: Expire a little early rather than re-arm for a deadline a hair away
     #: (event-loop clocks round to the millisecond).
     _SLACK = 0.002
 
     def __init__(self) -> None:
-        self._waiting: dict[GateProtocol, float] = {}
+        super().__init__()
         self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def count(self) -> int:
-        return len(self._waiting)
+        return len(self)
 
     def add(self, protocol: GateProtocol, timeout: float) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        self._waiting[protocol] = deadline
-        if self._timer is None:
+        loop = self._loop
+        if self._timer is None or loop.is_closed():  # type: ignore[union-attr]
+            # The loop is looked up only when arming the timer (also after the
+            # loop that had it closed): get_running_loop() costs a getpid()
+            # system call, and a server's connections all share its loop.
+            loop = self._loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
             self._timer = loop.call_at(deadline, self._sweep)
+        else:
+            deadline = loop.time() + timeout  # type: ignore[union-attr]
+        self[protocol] = deadline
 
     def discard(self, protocol: GateProtocol) -> None:
-        self._waiting.pop(protocol, None)
+        self.pop(protocol, None)
 
     def _sweep(self) -> None:
         self._timer = None
         loop = asyncio.get_running_loop()
         limit = loop.time() + self._SLACK
         expired = []
-        for protocol, deadline in self._waiting.items():
+        for protocol, deadline in self.items():
             if deadline > limit:
                 self._timer = loop.call_at(deadline, self._sweep)
                 break
             expired.append(protocol)
         for protocol in expired:
             protocol.expire()
+
+    def __repr__(self) -> str:
+        return f"<Pending {len(self)} connection(s)>"
 
 
 class GateProtocol(asyncio.Protocol):
@@ -129,12 +141,9 @@ class GateProtocol(asyncio.Protocol):
         policy = self.policy
         # The local address is looked up only if someone asks (ConnectionInfo).
         gate = Gate(policy, transport.get_extra_info("peername"), None)
-        decision = gate.at_connect()
         pending = self.pending
-        if decision is None and pending.count >= policy.max_pending:
-            decision = gate.overloaded(pending.count)
-        if decision is not None:
-            self._refuse(decision)
+        if gate.action is _DENY or len(pending) >= policy.max_pending:
+            self._refuse(gate.at_connect() or gate.overloaded(len(pending)))
             return
         self._gate = gate
         pending.add(self, policy.header_timeout)
@@ -169,7 +178,7 @@ class GateProtocol(asyncio.Protocol):
     def _settle(self) -> None:
         if self._gate is not None:
             self._gate = None
-            self.pending.discard(self)
+            self.pending.pop(self, None)
 
     def _refuse(self, decision: Decision) -> None:
         self._settle()

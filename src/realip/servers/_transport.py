@@ -3,10 +3,10 @@
 It is the real transport with two differences: ``peername`` (and the socket's
 ``getpeername()``, which uvicorn and hypercorn read first) report the real client,
 and ``get_extra_info("realip")`` returns the :class:`ConnectionInfo`. Every other
-method is the real transport's own bound method stored on the instance, so a
-``write`` costs no extra Python call. The three that every HTTP connection calls
-(``write``, ``close``, ``is_closing``) are bound when the view is made; the rest
-on first use, so a connection pays only for what its protocol really calls.
+method goes to the real transport: the three that every HTTP connection calls
+(``write``, ``close``, ``is_closing``) are the real transport's own bound
+methods, stored on the view, so a ``write`` costs no extra Python call; the
+rest delegate with one call each, and cost nothing until called.
 """
 
 from __future__ import annotations
@@ -121,42 +121,15 @@ class SocketView:
         return f"<SocketView client={self._client!r} of {self._sock!r}>"
 
 
-#: Bound on first use (see ClientTransport.__getattr__).
-_LAZY = frozenset(
-    {
-        "abort",
-        "can_write_eof",
-        "get_protocol",
-        "get_write_buffer_limits",
-        "get_write_buffer_size",
-        "is_reading",
-        "pause_reading",
-        "resume_reading",
-        "set_protocol",
-        "set_write_buffer_limits",
-        "write_eof",
-        "writelines",
-    }
-)
-
-
 class ClientTransport(asyncio.Transport):
     """Wraps an accepted connection's transport; see the module docstring."""
 
-    # One slot per delegated method. An empty slot shadows asyncio.Transport's
-    # placeholder method, so the first access of a lazy one falls through to
-    # __getattr__, which stores the real transport's bound method in the slot.
-    # (That first access raises and catches an AttributeError: about as dear as
-    # binding three methods, hence the eager three.)
-    __slots__ = (
-        "_info",
-        "_socket",
-        "_transport",
-        "close",
-        "is_closing",
-        "write",
-        *sorted(_LAZY),
-    )
+    # The three methods every HTTP connection calls are the real transport's
+    # bound methods, stored in slots when the view is made. The others are
+    # ordinary delegating methods below: they cost a Python call each, but
+    # nothing until called. (No __getattr__: a class with one has every
+    # attribute access, write included, go through the slow generic path.)
+    __slots__ = ("_info", "_socket", "_transport", "close", "is_closing", "write")
 
     def __init__(self, transport: Any, info: ConnectionInfo) -> None:
         # BaseTransport.__init__ only sets _extra, which get_extra_info replaces.
@@ -167,14 +140,43 @@ class ClientTransport(asyncio.Transport):
         self.close = transport.close  # type: ignore[method-assign]
         self.is_closing = transport.is_closing  # type: ignore[method-assign]
 
-    def __getattr__(self, name: str) -> Any:
-        if name in _LAZY:
-            method = getattr(self._transport, name)
-            setattr(self, name, method)
-            return method
-        raise AttributeError(
-            f"{type(self).__name__!r} object has no attribute {name!r}"
-        )
+    def writelines(self, list_of_data: Any) -> None:
+        self._transport.writelines(list_of_data)
+
+    def write_eof(self) -> None:
+        self._transport.write_eof()
+
+    def can_write_eof(self) -> bool:
+        return bool(self._transport.can_write_eof())
+
+    def abort(self) -> None:
+        self._transport.abort()
+
+    def is_reading(self) -> bool:
+        return bool(self._transport.is_reading())
+
+    def pause_reading(self) -> None:
+        self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._transport.resume_reading()
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._transport.set_protocol(protocol)
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._transport.get_protocol()  # type: ignore[no-any-return]
+
+    def set_write_buffer_limits(
+        self, high: int | None = None, low: int | None = None
+    ) -> None:
+        self._transport.set_write_buffer_limits(high, low)
+
+    def get_write_buffer_size(self) -> int:
+        return int(self._transport.get_write_buffer_size())
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self._transport.get_write_buffer_limits()  # type: ignore[no-any-return]
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         if name == "socket":

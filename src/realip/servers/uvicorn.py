@@ -22,9 +22,9 @@ from uvicorn.config import HTTP_PROTOCOLS
 from uvicorn.importer import import_from_string
 
 from realip.errors import ConfigError
-from realip.policy import Policy
+from realip.policy import Decision, Policy
 from realip.servers._protocol import GateProtocol
-from realip.servers._transport import ConnectionInfo
+from realip.servers._transport import ClientTransport, ConnectionInfo
 from realip.servers.asgi import STATE_KEY
 
 __all__ = ["UvicornGateProtocol", "gated_config", "http_protocol_class"]
@@ -51,9 +51,6 @@ class UvicornGateProtocol(GateProtocol):
     __slots__ = ("_app_state", "_config", "_connections", "_loop", "_server_state")
 
     inner_class: type[asyncio.Protocol]
-    # uvicorn's protocols create no task in connection_made, and requests find
-    # their connection in scope["state"]: no context variable to set.
-    publish_context = False
 
     def __init__(
         self,
@@ -71,33 +68,54 @@ class UvicornGateProtocol(GateProtocol):
         self._loop = _loop
         self._connections: set[Any] = server_state.connections
 
-    def make_inner(self, info: ConnectionInfo) -> asyncio.BaseProtocol:
-        # uvicorn copies app_state into every request's scope["state"]: a copy
-        # per connection carries this connection's info to each of its requests.
-        state = self._app_state.copy()
-        state[STATE_KEY] = info
-        return self.inner_class(  # type: ignore[call-arg]
-            config=self._config,
-            server_state=self._server_state,
-            app_state=state,
-            _loop=self._loop,
-        )
-
-    @staticmethod
-    def deliver(inner: Any, data: bytes) -> None:
-        # uvicorn's HTTP protocols are plain asyncio.Protocol classes.
-        inner.data_received(data)
-
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
+        GateProtocol.connection_made(self, transport)
         if self._gate is not None:
             self._connections.add(self)
 
     def _settle(self) -> None:
         if self._gate is not None:
             self._gate = None
-            self.pending.discard(self)
+            self.pending.pop(self, None)
             self._connections.discard(self)
+
+    def _decide(self, decision: Decision, *, eof: bool = False) -> bool | None:
+        # GateProtocol._decide, specialised: this runs once per connection, and
+        # uvicorn's protocols need neither the context variable (they create no
+        # task in connection_made, and requests find their connection in
+        # scope["state"]) nor the buffered-protocol delivery.
+        if not decision.accepted:
+            self._refuse(decision)
+            return None
+        self._gate = None
+        self.pending.pop(self, None)
+        self._connections.discard(self)
+        transport: Any = self._transport
+        info = ConnectionInfo(
+            decision.peer,
+            decision.client,
+            decision.header,
+            decision.action,
+            transport,
+            decision.ignored_header,
+        )
+        # uvicorn copies app_state into every request's scope["state"]: a copy
+        # per connection carries this connection's info to each of its requests.
+        state = self._app_state.copy()
+        state[STATE_KEY] = info
+        inner = self.inner_class(  # type: ignore[call-arg]
+            config=self._config,
+            server_state=self._server_state,
+            app_state=state,
+            _loop=self._loop,
+        )
+        transport.set_protocol(inner)
+        inner.connection_made(ClientTransport(transport, info))
+        if decision.remaining:
+            inner.data_received(decision.remaining)
+        if eof:
+            return inner.eof_received()
+        return None
 
     def shutdown(self) -> None:
         """uvicorn's graceful shutdown: a connection without a decision yet has
