@@ -19,10 +19,10 @@ CACHE_SIZE = 1024
 
 #: packed 16 bytes -> canonical IPv6 text (v2 headers)
 V2_INET6: dict[bytes, str] = {}
-#: text seen in a v1 TCP4 line -> the same text, known valid
-V1_INET: dict[str, str] = {}
-#: text seen in a v1 TCP6 line -> its canonical form, known valid
-V1_INET6: dict[str, str] = {}
+#: bytes seen in a v1 TCP4 line -> the same text, known valid
+V1_INET: dict[bytes, str] = {}
+#: bytes seen in a v1 TCP6 line -> its canonical form, known valid
+V1_INET6: dict[bytes, str] = {}
 
 
 def v2_inet6(packed: bytes) -> str:
@@ -32,24 +32,27 @@ def v2_inet6(packed: bytes) -> str:
     return text
 
 
-def v1_inet(text: str) -> str:
-    """``text`` if it is a strict dotted-quad IPv4 address; raises ``OSError``
-    (or ``ValueError`` for a NUL) otherwise. glibc's ``inet_pton`` refuses
-    leading zeros, fewer than four parts and anything but digits and dots."""
+def v1_inet(raw: bytes) -> str:
+    """``raw`` as text if it is a strict dotted-quad IPv4 address; raises
+    ``OSError``, ``ValueError`` (a NUL) or ``UnicodeDecodeError`` otherwise.
+    glibc's ``inet_pton`` refuses leading zeros, fewer than four parts and
+    anything but digits and dots."""
+    text = raw.decode("ascii")
     inet_pton(AF_INET, text)
-    _remember(V1_INET, text, text)
+    _remember(V1_INET, raw, text)
     return text
 
 
-def v1_inet6(text: str) -> str:
-    """The canonical form of IPv6 ``text``; raises ``OSError`` or ``ValueError``
-    if it is not one (zone ids, brackets and dotted quads alone included)."""
-    canonical = inet_ntop(AF_INET6, inet_pton(AF_INET6, text))
-    _remember(V1_INET6, text, canonical)
+def v1_inet6(raw: bytes) -> str:
+    """The canonical form of the IPv6 address ``raw``; raises ``OSError``,
+    ``ValueError`` or ``UnicodeDecodeError`` if it is not one (zone ids,
+    brackets and dotted quads alone included)."""
+    canonical = inet_ntop(AF_INET6, inet_pton(AF_INET6, raw.decode("ascii")))
+    _remember(V1_INET6, raw, canonical)
     return canonical
 
 
-def _remember(cache: dict[bytes, str] | dict[str, str], key: object, text: str) -> None:
+def _remember(cache: dict[bytes, str], key: bytes, text: str) -> None:
     if len(cache) >= CACHE_SIZE:
         cache.clear()
-    cache[key] = text  # type: ignore[index]
+    cache[key] = text

@@ -1,10 +1,15 @@
-"""The values the codec produces and consumes: a header and its TLVs."""
+"""The values the codec produces and consumes: a header and its TLVs.
+
+A decoded header's TLVs are checked by the decoder but turned into :class:`TLV`
+objects only when ``header.tlvs`` is first read: most servers use the addresses
+alone, and splitting is most of the cost of a header that carries TLVs.
+"""
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import NamedTuple, TypeAlias
+from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 from realip.errors import ProxyProtocolError
 from realip.proxyproto._constants import (
@@ -62,14 +67,26 @@ class SSLInfo(NamedTuple):
         return None
 
 
+class _PendingTLVs:
+    """The slot where a decoded header keeps its TLV bytes until they are read."""
+
+    __slots__ = ("_tlv_bytes",)
+    _tlv_bytes: bytes
+
+
 @dataclass(slots=True)
-class ProxyHeader:
+class ProxyHeader(_PendingTLVs):
     """A decoded PROXY protocol header, v1 or v2.
 
     ``source`` and ``destination`` are ``(host, port)`` tuples for INET and INET6,
     a path string for UNIX, and ``None`` for UNSPEC, for v1 ``UNKNOWN`` and for
     LOCAL (whose address block the spec says to discard). ``length`` is how many
     bytes the header took on the wire; the bytes after it belong to the client.
+
+    ``decode`` leaves the ``tlvs`` slot unset and keeps the raw TLV bytes, already
+    checked; the first read of ``tlvs`` (directly, or through ``==``, ``repr``,
+    :meth:`tlv` and the properties) splits them and fills the slot, so later reads
+    are plain attribute reads.
     """
 
     version: int
@@ -80,6 +97,19 @@ class ProxyHeader:
     destination: Address | None
     tlvs: tuple[TLV, ...] = ()
     length: int = 0
+
+    if not TYPE_CHECKING:  # mypy would let any attribute name through
+
+        def __getattr__(self, name):
+            # Reached only when a slot is unset: ``tlvs`` of a decoded header.
+            if name != "tlvs":
+                raise AttributeError(
+                    f"{type(self).__name__!r} object has no attribute {name!r}"
+                )
+            tlvs = split_checked_tlvs(self._tlv_bytes)
+            self.tlvs = tlvs
+            del self._tlv_bytes
+            return tlvs
 
     @property
     def is_local(self) -> bool:
@@ -173,6 +203,21 @@ def check_tlv_run(data: bytes, start: int, end: int) -> str | None:
             )
         pos = value_end
     return None
+
+
+_new_tuple = tuple.__new__  # builds a TLV without NamedTuple.__new__'s extra call
+
+
+def split_checked_tlvs(raw: bytes) -> tuple[TLV, ...]:
+    """Split ``raw``, a run of whole TLVs that the decoder has already checked."""
+    tlvs = []
+    pos = 0
+    end = len(raw)
+    while pos < end:
+        value_at = pos + 3
+        pos = value_at + (raw[pos + 1] << 8 | raw[pos + 2])
+        tlvs.append(_new_tuple(TLV, (raw[value_at - 3], raw[value_at:pos])))
+    return tuple(tlvs)
 
 
 def split_tlvs(data: bytes | memoryview, start: int, end: int) -> tuple[TLV, ...] | str:

@@ -15,6 +15,7 @@ v1 and a v2 header for the same client compare equal.
 
 from __future__ import annotations
 
+import re
 import socket
 from socket import inet_ntop, inet_pton
 from typing import NoReturn
@@ -34,6 +35,19 @@ from realip.proxyproto._constants import (
 from realip.proxyproto._types import Address, ProxyHeader
 from realip.proxyproto._util import show
 
+# The shape of a TCP4 or TCP6 line; the addresses are checked apart.
+_PORT = rb"(0|[1-9][0-9]{0,4})"
+_TCP4 = re.compile(
+    rb"PROXY TCP4 ([0-9.]{7,15}) ([0-9.]{7,15}) " + _PORT + b" " + _PORT + rb"\r\n"
+).match
+_TCP6 = re.compile(
+    rb"PROXY TCP6 ([0-9A-Fa-f:.]{2,45}) ([0-9A-Fa-f:.]{2,45}) "
+    + _PORT
+    + b" "
+    + _PORT
+    + rb"\r\n"
+).match
+_new_header = object.__new__
 _AF = {b"TCP4": socket.AF_INET, b"TCP6": socket.AF_INET6}
 _PROTO_NAME = {Family.INET: "TCP4", Family.INET6: "TCP6"}
 _AF_INET = socket.AF_INET
@@ -45,52 +59,50 @@ _UNKNOWN_PROTOCOL = Protocol.UNSPEC
 
 def parse_v1(data: bytes) -> ProxyHeader:
     """Parse a v1 line at the start of ``data`` (which starts with ``PROXY ``)."""
+    # Fast path for a valid TCP4/TCP6 line: the regular expression checks the
+    # line's shape (single spaces, CRLF, ports of digits without a leading zero),
+    # the address caches or inet_pton the addresses (see _addr: strict, no leading
+    # zeros in octets, no zone ids, no IPv4 in a TCP6 line or the reverse). Any
+    # failure falls through to _parse_slowly(), which handles UNKNOWN and names
+    # the culprit of an invalid line.
+    match = _TCP4(data) or _TCP6(data)
+    if match is not None:
+        header = _new_header(ProxyHeader)
+        src, dst, sport, dport = match.groups()
+        try:
+            if data[9] == 0x34:  # "4"
+                header.family = _INET
+                source = _V1_INET.get(src) or _v1_inet(src)
+                destination = _V1_INET.get(dst) or _v1_inet(dst)
+            else:
+                header.family = _INET6
+                # Canonical form, so that v1 and v2 headers for a client compare
+                # equal.
+                source = _V1_INET6.get(src) or _v1_inet6(src)
+                destination = _V1_INET6.get(dst) or _v1_inet6(dst)
+        except (OSError, ValueError):
+            pass
+        else:
+            end = match.end()
+            source_port = int(sport)
+            destination_port = int(dport)
+            if (
+                source_port <= 0xFFFF
+                and destination_port <= 0xFFFF
+                and end <= V1_MAX_SIZE
+            ):
+                header.source = (source, source_port)
+                header.destination = (destination, destination_port)
+                header.tlvs = ()
+                header.version = 1
+                header.command = _PROXY
+                header.protocol = _STREAM
+                header.length = end
+                return header
     end = data.find(b"\r\n", 6, V1_MAX_SIZE)
     if end < 0:
         _incomplete_or_invalid(data)
-    # Fast path for a valid TCP4/TCP6 line: every rule is checked, but failures
-    # are not told apart; _parse_slowly() then finds the culprit for the message
-    # (and handles UNKNOWN). Addresses go through inet_pton (see _addr), which
-    # is strict: no leading zeros in IPv4 octets, no zone ids, no IPv4 in a TCP6
-    # line or the reverse. The line is ASCII, so str.isdigit() admits only 0-9:
-    # no signs, "_" or spaces. A lone CR or LF always lands in some field and
-    # fails its check.
-    try:
-        proto, src, dst, sport, dport = data[6:end].decode("ascii").split(" ")
-        if proto == "TCP4":
-            family = _INET
-            source = _V1_INET.get(src) or _v1_inet(src)
-            destination = _V1_INET.get(dst) or _v1_inet(dst)
-        elif proto == "TCP6":
-            # Canonical form, so that v1 and v2 headers for a client compare equal.
-            family = _INET6
-            source = _V1_INET6.get(src) or _v1_inet6(src)
-            destination = _V1_INET6.get(dst) or _v1_inet6(dst)
-        else:
-            return _parse_slowly(data, end)
-        source_port = int(sport)
-        destination_port = int(dport)
-    except (UnicodeDecodeError, ValueError, OSError):
-        return _parse_slowly(data, end)
-    if not (
-        sport.isdigit()
-        and dport.isdigit()
-        and (sport[0] != "0" or sport == "0")
-        and (dport[0] != "0" or dport == "0")
-        and source_port <= 0xFFFF
-        and destination_port <= 0xFFFF
-    ):
-        return _parse_slowly(data, end)
-    return ProxyHeader(
-        1,
-        _PROXY,
-        family,
-        _STREAM,
-        (source, source_port),
-        (destination, destination_port),
-        (),
-        end + 2,
-    )
+    return _parse_slowly(data, end)
 
 
 def _parse_slowly(data: bytes, end: int) -> ProxyHeader:
