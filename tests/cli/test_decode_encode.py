@@ -235,23 +235,23 @@ def test_encode_ipv6_tlvs_pad_dgram(capsys: pytest.CaptureFixture[str]) -> None:
         (["--source", "192.0.2.7:1"], ("--source and --destination",)),
         (
             ["--source", "192.0.2.7", "--destination", "192.0.2.8:1"],
-            ("--source", "IP:PORT"),
+            ("--source", "HOST:PORT", "'192.0.2.7'"),
         ),
         (
             ["--source", "192.0.2.7:70000", "--destination", "192.0.2.8:1"],
             ("port", "70000"),
         ),
-        (["--source", "::1:80", "--destination", "[::1]:1"], ("[ADDRESS]:PORT",)),
+        (["--source", "::1:80", "--destination", "[::1]:1"], ("in brackets",)),
         (
             ["--source", "192.0.2.7:1", "--destination", "[::1]:1"],
             ("destination address", "'::1'"),
         ),
         (
             ["--source", "192.0.2.300:1", "--destination", "192.0.2.8:1"],
-            ("source address", "192.0.2.300"),
+            ("--source", "192.0.2.300"),
         ),
         (["--tlv", "alpn"], ("TYPE=VALUE", "'alpn'")),
-        (["--tlv", "bogus=1"], ("--tlv type", "'bogus'")),
+        (["--tlv", "bogus=1"], ("--tlv", "'bogus=1'", "type must be")),
         (["--tlv", "300=x"], ("0-255", "300")),
         (["--tlv", "alpn=hex:zz"], ("not hexadecimal", "'zz'")),
         (["--tlv", "authority=" + "a" * 256], ("AUTHORITY", "256")),

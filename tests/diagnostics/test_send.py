@@ -69,7 +69,7 @@ def test_stdin_payload_and_escapes(pyserver: Callable[..., PyServer]) -> None:
         (["127.0.0.1:99999"], "port must be 0-65535"),
         (["127.0.0.1:80", "--local", "--proxy", "v1"], "--local need --proxy v2"),
         (["127.0.0.1:80", "--tlv", "nonsense=1"], "--tlv 'nonsense=1'"),
-        (["127.0.0.1:80", "--tlv", "alpn=hex:abc"], "not an even number of hex"),
+        (["127.0.0.1:80", "--tlv", "alpn=hex:abc"], "not hexadecimal bytes"),
         (["127.0.0.1:80", "--source", "example.com:1"], "--source must be an IP"),
         (["127.0.0.1:80", "--bind-source", "x"], "--bind-source must be an IP"),
         (["127.0.0.1:80", "--timeout", "0"], "--timeout must be more than 0"),

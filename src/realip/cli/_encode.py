@@ -12,9 +12,9 @@ import sys
 from typing import Any
 
 from realip.cli._exit import ExitStatus
+from realip.diagnostics import parse_ip_endpoint, parse_tlv
 from realip.errors import ConfigError
 from realip.proxyproto import (
-    TLV,
     Command,
     Family,
     Protocol,
@@ -124,8 +124,8 @@ def header_from_args(args: argparse.Namespace) -> ProxyHeader:
     elif args.source or args.destination:
         if not (args.source and args.destination):
             raise ConfigError("--source and --destination go together")
-        source = parse_endpoint(args.source, "--source")
-        destination = parse_endpoint(args.destination, "--destination")
+        source = parse_ip_endpoint(args.source, what="--source")
+        destination = parse_ip_endpoint(args.destination, what="--destination")
         family = Family.INET6 if ":" in source[0] else Family.INET
     else:
         source = destination = None
@@ -138,49 +138,6 @@ def header_from_args(args: argparse.Namespace) -> ProxyHeader:
         # The receiver discards a LOCAL block; sending zeros says so plainly.
         source = destination = None
     return ProxyHeader(version, command, family, protocol, source, destination, tlvs)
-
-
-def parse_endpoint(text: str, flag: str) -> tuple[str, int]:
-    """``IP:PORT`` or ``[IPv6]:PORT``."""
-    if text.startswith("["):
-        host, sep, port = text[1:].partition("]:")
-    else:
-        host, sep, port = text.rpartition(":")
-        if ":" in host:
-            raise ConfigError(f"{flag}: write IPv6 as [ADDRESS]:PORT, got {text!r}")
-    if not sep or not host:
-        raise ConfigError(f"{flag} must be IP:PORT, got {text!r}")
-    if not (port.isascii() and port.isdigit()) or int(port) > 0xFFFF:
-        raise ConfigError(f"{flag}: port must be 0-65535, got {port!r} in {text!r}")
-    return host, int(port)
-
-
-def parse_tlv(text: str) -> TLV:
-    """``TYPE=VALUE`` as given to ``--tlv``."""
-    name, sep, raw = text.partition("=")
-    if not sep:
-        raise ConfigError(f"--tlv must be TYPE=VALUE, got {text!r}")
-    key = name.strip().lower()
-    if key in TLV_NAMES:
-        tlv_type = TLV_NAMES[key]
-    else:
-        try:
-            tlv_type = int(key, 0)
-        except ValueError:
-            raise ConfigError(
-                f"--tlv type must be a number 0-255 or one of {', '.join(TLV_NAMES)}, "
-                f"got {name!r}"
-            ) from None
-        if not 0 <= tlv_type <= 0xFF:
-            raise ConfigError(f"--tlv type must be 0-255, got {tlv_type}")
-    if raw.startswith("hex:"):
-        try:
-            value = bytes.fromhex(raw[4:])
-        except ValueError:
-            raise ConfigError(f"--tlv {name}: not hexadecimal: {raw[4:]!r}") from None
-    else:
-        value = raw.encode("utf-8")
-    return TLV(tlv_type, value)
 
 
 def _unix_path(text: str) -> str:

@@ -53,7 +53,8 @@ def _tlv_value(value: str, text: str) -> bytes:
         return bytes.fromhex(value[4:])
     except ValueError:
         raise ConfigError(
-            f"--tlv {text!r}: {value[4:]!r} is not an even number of hex digits"
+            f"--tlv {text!r}: {value[4:]!r} is not hexadecimal bytes (pairs of hex "
+            "digits)"
         ) from None
 
 
