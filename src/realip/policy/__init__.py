@@ -12,7 +12,7 @@ does the same job one layer up, for ``Forwarded`` / ``X-Forwarded-For`` /
 ('192.0.2.1', 5000)
 """
 
-from realip.policy._gate import Decision, Gate
+from realip.policy._gate import Decision, Gate, decide, peer_address
 from realip.policy._log import RefusalLog
 from realip.policy._networks import NetworkSet, normalize_host, parse_networks
 from realip.policy._rules import (
@@ -39,7 +39,9 @@ __all__ = [
     "Policy",
     "RefusalLog",
     "Resolved",
+    "decide",
     "normalize_host",
     "parse_action",
     "parse_networks",
+    "peer_address",
 ]

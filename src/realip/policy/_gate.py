@@ -26,11 +26,11 @@ first bytes and the likely cause.
 
 from __future__ import annotations
 
-from typing import TypeGuard
+from typing import NamedTuple, TypeGuard
 
 from realip.errors import IncompleteHeader, ProxyProtocolError
 from realip.policy._rules import Action, Policy
-from realip.proxyproto import ProxyHeader, Sniff, decode, sniff
+from realip.proxyproto import V2_SIGNATURE, ProxyHeader, Sniff, decode, sniff
 
 Buffer = bytes | bytearray | memoryview
 
@@ -45,6 +45,12 @@ _REJECT = Action.REJECT
 _DENY = Action.DENY
 _NOT_PROXY = Sniff.NOT_PROXY
 _NEED_MORE = Sniff.NEED_MORE
+
+#: The first byte of each header kind: ``\r`` opens the v2 signature (spec
+#: section 2.2), ``P`` the v1 line's ``PROXY `` (section 2.1). Any other first
+#: byte rules a header out at once, without the codec's sniff().
+_V2_FIRST = V2_SIGNATURE[0]
+_V1_FIRST = ord("P")
 
 #: Well-known first bytes of traffic that is not a PROXY header, and what it
 #: usually means when a header was required. Checked in order, only on refusal.
@@ -85,8 +91,8 @@ def _without_header_cause(data: Buffer) -> str:
     return _OTHER
 
 
-class Decision:
-    """The gate's verdict on one connection.
+class Decision(NamedTuple):
+    """The gate's verdict on one connection (immutable).
 
     ``accepted`` connections go to the application with ``client`` (the header's
     source, or the peer) and ``remaining`` (the bytes that followed the header).
@@ -96,36 +102,14 @@ class Decision:
     Refused ones must be closed without an answer; ``reason`` is the log line.
     """
 
-    __slots__ = (
-        "accepted",
-        "action",
-        "client",
-        "header",
-        "ignored_header",
-        "peer",
-        "reason",
-        "remaining",
-    )
-
-    def __init__(
-        self,
-        accepted: bool,
-        client: tuple[str, int],
-        header: ProxyHeader | None,
-        remaining: bytes,
-        reason: str | None,
-        action: Action,
-        peer: tuple[str, int],
-        ignored_header: ProxyHeader | None = None,
-    ) -> None:
-        self.accepted = accepted
-        self.client = client
-        self.header = header
-        self.remaining = remaining
-        self.reason = reason
-        self.action = action
-        self.peer = peer
-        self.ignored_header = ignored_header
+    accepted: bool
+    client: tuple[str, int]
+    header: ProxyHeader | None
+    remaining: bytes
+    reason: str | None
+    action: Action
+    peer: tuple[str, int]
+    ignored_header: ProxyHeader | None = None
 
     def __repr__(self) -> str:
         if self.accepted:
@@ -138,9 +122,14 @@ class Decision:
         return f"Decision(refused, {self.reason!r})"
 
 
-def _is_ipv4_peer(peer: object) -> TypeGuard[tuple[str, int]]:
+# Decisions are made with tuple.__new__ directly: one C call, where calling the
+# class runs the generated Python __new__ (this happens once per connection).
+_new = tuple.__new__
+
+
+def is_ipv4_peer(peer: object) -> TypeGuard[tuple[str, int]]:
     """An AF_INET socket's peername, the common case, usable as it is (an
-    AF_INET6 one has four items and goes through :func:`_peer_tuple`)."""
+    AF_INET6 one has four items and goes through :func:`peer_address`)."""
     return (
         type(peer) is tuple
         and len(peer) == 2
@@ -150,13 +139,17 @@ def _is_ipv4_peer(peer: object) -> TypeGuard[tuple[str, int]]:
     )
 
 
-def _peer_tuple(peer: object) -> tuple[str, int]:
+def peer_address(peer: object) -> tuple[str, int]:
+    """A socket's peername as the ``(host, port)`` the policy and the logs use:
+    a dual-stack socket's IPv4-mapped peer as IPv4, a Unix socket peer as
+    ``("unix", 0)`` (or its path), which the rules' default covers."""
+    if is_ipv4_peer(peer):
+        return peer
     if isinstance(peer, tuple) and len(peer) >= 2:
         host = str(peer[0])
         if host.startswith("::ffff:") and "." in host:
             host = host[7:]  # a dual-stack socket's IPv4 peer: report it as IPv4
         return (host, int(peer[1]))
-    # A Unix socket peer (often ''): no address; the rules' default applies.
     return (str(peer or "unix"), 0)
 
 
@@ -173,6 +166,86 @@ def _client_from(header: ProxyHeader, peer: tuple[str, int]) -> tuple[str, int]:
     return (host, source[1])
 
 
+def refusal(
+    peer: tuple[str, int], action: Action, cause: str, data: Buffer
+) -> Decision:
+    """A refused decision whose reason names the source, the action, what
+    arrived (escaped, cut short) and ``cause`` (``{host}`` is replaced)."""
+    host, port = peer
+    cause = cause.replace("{host}", host)
+    arrived = f"{len(data)} byte(s) {_show(data)}" if data else "no bytes"
+    reason = (
+        f"refused connection from {host}:{port} (action {action.value}, "
+        f"{arrived}): {cause}"
+    )
+    return _new(Decision, (False, peer, None, b"", reason, action, peer, None))
+
+
+def decide(
+    policy: Policy, peer: tuple[str, int], action: Action, data: Buffer
+) -> Decision | None:
+    """The decision on a connection whose bytes so far are ``data``, or ``None``
+    while more are needed. The stateless core of :meth:`Gate.feed`, for servers
+    that keep the per-connection state themselves (``peer`` as
+    :func:`peer_address` gives it, ``action`` as ``policy.action_for`` does) and
+    create a :class:`Gate` only when the first bytes do not decide."""
+    if data:
+        first = data[0]
+        if first != _V2_FIRST and first != _V1_FIRST:
+            # Client data from its first byte, the common case: accepted right
+            # here unless the action refuses it.
+            if action is _REQUIRE or action is _DENY or type(data) is not bytes:
+                return decide_plain(peer, action, data)
+            return _new(Decision, (True, peer, None, data, None, action, peer, None))
+    kind = sniff(data)
+    if kind is _NEED_MORE:
+        return None
+    if kind is _NOT_PROXY:
+        return decide_plain(peer, action, data)
+    if action is _REJECT:
+        return refusal(
+            peer,
+            action,
+            "PROXY header from {host}, which is not a trusted proxy: a spoofing "
+            "attempt, or a proxy missing from the policy",
+            data,
+        )
+    if action is _DENY:
+        return _denied(peer)
+    try:
+        header = decode(data, max_size=policy.max_header_size)
+    except IncompleteHeader:
+        return None
+    except ProxyProtocolError as exc:
+        return refusal(
+            peer, action, "invalid PROXY header from {host}: " + str(exc), data
+        )
+    remaining = bytes(memoryview(data)[header.length :])
+    if action is _IGNORE:
+        # Read and discarded: the peer stays the client (the action's meaning:
+        # "read and discard a header if one comes"); kept only for display.
+        return _new(Decision, (True, peer, None, remaining, None, action, peer, header))
+    client = _client_from(header, peer)
+    return _new(Decision, (True, client, header, remaining, None, action, peer, None))
+
+
+def decide_plain(peer: tuple[str, int], action: Action, data: Buffer) -> Decision:
+    """The decision when ``data`` is known not to be a header."""
+    if action is _REQUIRE:
+        return refusal(peer, action, _without_header_cause(data), data)
+    if action is _DENY:
+        return _denied(peer)
+    if type(data) is not bytes:
+        data = bytes(data)
+    return _new(Decision, (True, peer, None, data, None, action, peer, None))
+
+
+def _denied(peer: tuple[str, int]) -> Decision:
+    return refusal(
+        peer, _DENY, f"connections from {peer[0]} are denied by the policy", b""
+    )
+
+
 class Gate:
     """Decides one connection; see the module docstring. Not thread-safe, and
     not reusable: once a decision is returned, the gate is done."""
@@ -186,7 +259,7 @@ class Gate:
         local: tuple[str, int] | None = None,
     ) -> None:
         self.policy = policy
-        self.peer = peer if _is_ipv4_peer(peer) else _peer_tuple(peer)
+        self.peer = peer_address(peer)
         self.local = local
         self.action: Action = policy.action_for(self.peer[0])
         self._buffer: bytearray | None = None
@@ -199,10 +272,7 @@ class Gate:
     def at_connect(self) -> Decision | None:
         """A decision before any byte: only ``deny`` has one."""
         if self.action is _DENY:
-            host = self.peer[0]
-            return self._refuse(
-                f"connections from {host} are denied by the policy", b""
-            )
+            return _denied(self.peer)
         return None
 
     def feed(self, data: Buffer) -> Decision | None:
@@ -211,50 +281,21 @@ class Gate:
         if buffer is not None:
             buffer += data
             data = buffer
-        action = self.action
-        kind = sniff(data)
-        if kind is _NOT_PROXY:
-            if action is _REQUIRE:
-                return self._refuse(_without_header_cause(data), data)
-            if action is _DENY:
-                return self.at_connect()
-            # Client data from the first byte (the common case): _accept inlined.
+        decision = decide(self.policy, self.peer, self.action, data)
+        if decision is None:
+            # Bounded without a check here: sniff decides within 12 bytes, and
+            # decode refuses a v1 line past 107 bytes and a v2 block over
+            # max_header_size.
+            if buffer is None:
+                self._buffer = bytearray(data)
+        else:
             self._buffer = None
-            peer = self.peer
-            if type(data) is not bytes:
-                data = bytes(data)
-            return Decision(True, peer, None, data, None, action, peer)
-        if kind is _NEED_MORE:
-            self._keep(data)
-            return None
-        if action is _REJECT:
-            return self._refuse(
-                "PROXY header from {host}, which is not a trusted proxy: a spoofing "
-                "attempt, or a proxy missing from the policy",
-                data,
-            )
-        if action is _DENY:
-            return self.at_connect()
-        try:
-            header = decode(data, max_size=self.policy.max_header_size)
-        except IncompleteHeader:
-            self._keep(data)
-            return None
-        except ProxyProtocolError as exc:
-            return self._refuse("invalid PROXY header from {host}: " + str(exc), data)
-        if action is _IGNORE:
-            # Read and discarded: the peer stays the client (issue text: "read
-            # and discard a header if one comes"); kept only for display.
-            decision = self._accept(self.peer, None, data, header.length)
-            decision.ignored_header = header
-            return decision
-        return self._accept(
-            _client_from(header, self.peer), header, data, header.length
-        )
+        return decision
 
     def eof(self) -> Decision:
         """The peer closed its side before a decision."""
         data = self._buffer or b""
+        self._buffer = None
         if not data:
             return self._refuse(
                 "connection closed before any byte: a health check?", b""
@@ -262,7 +303,7 @@ class Gate:
         if self.action is not _REQUIRE and sniff(data) is _NEED_MORE:
             # The bytes were a prefix of a signature, and no more will come: they
             # cannot be a header, so they are the client's own data.
-            return self._accept(self.peer, None, data, 0)
+            return decide_plain(self.peer, self.action, data)
         return self._refuse(
             f"connection closed after {len(data)} byte(s), inside a PROXY header: "
             "a truncated header (the spec asks senders to send it at once)",
@@ -293,35 +334,6 @@ class Gate:
             b"",
         )
 
-    # -- helpers -----------------------------------------------------------------
-
-    def _keep(self, data: Buffer) -> None:
-        # Bounded without a check here: sniff decides within 12 bytes, and decode
-        # refuses a v1 line past 107 bytes and a v2 block over max_header_size.
-        if self._buffer is None:
-            self._buffer = bytearray(data)
-
-    def _accept(
-        self,
-        client: tuple[str, int],
-        header: ProxyHeader | None,
-        data: Buffer,
-        offset: int,
-    ) -> Decision:
-        if offset == 0:
-            remaining = data if type(data) is bytes else bytes(data)
-        else:
-            remaining = bytes(memoryview(data)[offset:])
-        self._buffer = None
-        return Decision(True, client, header, remaining, None, self.action, self.peer)
-
     def _refuse(self, cause: str, data: Buffer) -> Decision:
-        host, port = self.peer
-        cause = cause.replace("{host}", host)
-        arrived = f"{len(data)} byte(s) {_show(data)}" if data else "no bytes"
-        reason = (
-            f"refused connection from {host}:{port} (action {self.action.value}, "
-            f"{arrived}): {cause}"
-        )
         self._buffer = None
-        return Decision(False, self.peer, None, b"", reason, self.action, self.peer)
+        return refusal(self.peer, self.action, cause, data)

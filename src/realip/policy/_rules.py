@@ -78,8 +78,8 @@ class Policy:
     """
 
     __slots__ = (
-        "_recent",
         "_table",
+        "action_cache",
         "default",
         "header_timeout",
         "max_header_size",
@@ -116,9 +116,10 @@ class Policy:
                 )
             entries.extend((net, action) for net in parse_networks(spec, flag="rule"))
         self._table = NetworkSet(entries, default)
-        # The table's own bounded cache of answers, read here first: one Python
-        # call per connection instead of two for a peer seen before.
-        self._recent = self._table._cache
+        #: Recent answers of :meth:`action_for` by address text (the table's own
+        #: bounded cache, cleared when full). Read-only; a per-connection hot
+        #: path may read it first and call action_for only on a miss.
+        self.action_cache: dict[str, Action] = self._table._cache  # type: ignore[assignment]
         self.rules = self._table.networks
         self.default = default
         self.header_timeout = float(header_timeout)
@@ -156,10 +157,10 @@ class Policy:
     def action_for(self, ip: str) -> Action:
         """The action for a peer address (text). Text that is not an IP address
         (a Unix socket peer) gets the default."""
-        action = self._recent.get(ip)
+        action = self.action_cache.get(ip)
         if action is None:
-            action = self._table.lookup(ip)
-        return action  # type: ignore[return-value]
+            return self._table.lookup(ip)  # type: ignore[return-value]
+        return action
 
     def describe(self) -> list[str]:
         """The rules as ``action=network`` lines, then the default."""

@@ -2,8 +2,9 @@
 
 Theory of operation. :class:`GateProtocol` is what the event loop creates for
 each accepted connection. It registers itself as *pending* (which also puts it
-under the server's one header-timeout timer) and feeds every byte to a
-:class:`~realip.policy.Gate`. On a refusal it logs the reason (rate-limited)
+under the server's one header-timeout timer) and decides from the bytes that
+arrive (:func:`~realip.policy.decide`, and a :class:`~realip.policy.Gate` when
+they come in pieces). On a refusal it logs the reason (rate-limited)
 and closes the connection without writing a byte. On acceptance it builds the
 application protocol, hands the real transport over to it
 (``transport.set_protocol``, so later reads go straight to the application with
@@ -15,7 +16,7 @@ Everything that is the same for every connection of a server (the policy, the
 pending set, how to build the application protocol) lives on a per-server
 subclass made by :meth:`GateProtocol.serving`, so the loop can call that class
 directly as its protocol factory and a connection allocates only what is its
-own: the gate, the decision, its :class:`ConnectionInfo` and the transport view.
+own: the decision, its :class:`ConnectionInfo` and the transport view.
 
 :data:`current_connection` holds the :class:`ConnectionInfo` while the
 application protocol's ``connection_made`` runs, so tasks it creates (the
@@ -31,8 +32,12 @@ import logging
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from realip.policy import Action, Decision, Gate, Policy
-from realip.servers._transport import ClientTransport, ConnectionInfo
+from realip.policy import Action, Decision, Gate, Policy, decide, peer_address
+from realip.servers._transport import (
+    ClientTransport,
+    ConnectionInfo,
+    connection_info_of,
+)
 
 logger = logging.getLogger("realip.servers")
 
@@ -102,13 +107,17 @@ class Pending(dict["GateProtocol", float]):
 
 
 class GateProtocol(asyncio.Protocol):
-    """Applies the server's policy to one connection, then becomes the
-    application protocol that :meth:`make_inner` builds.
+    """Applies the server's policy to one connection, then hands it over to
+    the application protocol (:meth:`_hand_over`; by default the one that
+    :meth:`make_inner` builds).
 
-    Not used directly: :meth:`serving` makes the class for one server.
+    Not used directly: :meth:`serving` makes the class for one server. A
+    :class:`~realip.policy.Gate` is created only when the first bytes do not
+    decide (a header split across reads, the peer's EOF, the timeout): the
+    common case is one :func:`~realip.policy.decide` call.
     """
 
-    __slots__ = ("_gate", "_transport")
+    __slots__ = ("_action", "_gate", "_peer", "_transport", "_waiting")
 
     #: Set on the per-server subclass by :meth:`serving`.
     policy: ClassVar[Policy]
@@ -116,6 +125,14 @@ class GateProtocol(asyncio.Protocol):
     #: Whether :data:`current_connection` is set around the application
     #: protocol's ``connection_made`` (for tasks created there).
     publish_context: ClassVar[bool] = True
+
+    # No __init__: the loop calls connection_made first, which sets every slot
+    # (and a subclass's __init__ takes what its server passes).
+    _transport: Any
+    _peer: tuple[str, int]
+    _action: Action
+    _gate: Gate | None
+    _waiting: bool
 
     @classmethod
     def serving(cls, policy: Policy, **members: Any) -> type[GateProtocol]:
@@ -125,10 +142,6 @@ class GateProtocol(asyncio.Protocol):
         namespace.update(members)
         return type(cls.__name__, (cls,), namespace)
 
-    def __init__(self) -> None:
-        self._gate: Gate | None = None
-        self._transport: asyncio.Transport | None = None
-
     def make_inner(self, info: ConnectionInfo) -> asyncio.BaseProtocol:
         """The application protocol for an accepted connection."""
         raise NotImplementedError
@@ -136,31 +149,53 @@ class GateProtocol(asyncio.Protocol):
     # -- asyncio.Protocol ----------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # A stream server's transports are asyncio.Transport (read and write).
-        self._transport = transport  # type: ignore[assignment]
-        policy = self.policy
+        # Runs for every connection, so calls are inlined where they are cheap
+        # checks (a Python call costs as much as several lines here).
+        self._transport = transport
+        self._gate = None
         # The local address is looked up only if someone asks (ConnectionInfo).
-        gate = Gate(policy, transport.get_extra_info("peername"), None)
+        peer = transport.get_extra_info("peername")
+        if type(peer) is not tuple or len(peer) != 2 or ":" in peer[0]:
+            peer = peer_address(peer)  # not an AF_INET (host, port): normalise
+        self._peer = peer
+        policy = self.policy
+        host = peer[0]
+        action = policy.action_cache.get(host) or policy.action_for(host)
+        self._action = action
         pending = self.pending
-        if gate.action is _DENY or len(pending) >= policy.max_pending:
+        if action is _DENY or len(pending) >= policy.max_pending:
+            self._waiting = False
+            gate = Gate(policy, peer)
             self._refuse(gate.at_connect() or gate.overloaded(len(pending)))
             return
-        self._gate = gate
-        pending.add(self, policy.header_timeout)
+        self._waiting = True
+        loop = pending._loop
+        if pending._timer is None or loop.is_closed():  # type: ignore[union-attr]
+            pending.add(self, policy.header_timeout)  # also arms the timer
+        else:
+            pending[self] = loop.time() + policy.header_timeout  # type: ignore[union-attr]
 
     def data_received(self, data: bytes) -> None:
+        if not self._waiting:
+            return  # refused and closing: drop whatever is still in flight
         gate = self._gate
         if gate is None:
-            return  # refused and closing: drop whatever is still in flight
-        decision = gate.feed(data)
-        if decision is not None:
-            self._decide(decision)
+            decision = decide(self.policy, self._peer, self._action, data)
+            if decision is None:
+                # Not decided by the first bytes: a Gate keeps them from now on.
+                gate = self._gate = Gate(self.policy, self._peer)
+                gate.feed(data)
+                return
+        else:
+            decision = gate.feed(data)
+            if decision is None:
+                return
+        self._decide(decision)
 
     def eof_received(self) -> bool | None:
-        gate = self._gate
-        if gate is None:
+        if not self._waiting:
             return None
-        return self._decide(gate.eof(), eof=True)
+        return self._decide(self._the_gate().eof(), eof=True)
 
     def connection_lost(self, exc: Exception | None) -> None:
         # Only reached before a decision (afterwards the application protocol
@@ -171,35 +206,40 @@ class GateProtocol(asyncio.Protocol):
 
     def expire(self) -> None:
         """The header timeout passed (called by :class:`Pending`)."""
+        if self._waiting:
+            self._decide(self._the_gate().expired())
+
+    def _the_gate(self) -> Gate:
         gate = self._gate
-        if gate is not None:
-            self._decide(gate.expired())
+        if gate is None:
+            gate = self._gate = Gate(self.policy, self._peer)
+        return gate
 
     def _settle(self) -> None:
-        if self._gate is not None:
-            self._gate = None
+        if self._waiting:
+            self._waiting = False
             self.pending.pop(self, None)
 
     def _refuse(self, decision: Decision) -> None:
         self._settle()
         self.policy.refusals.refused(decision.reason or "refused")
-        if self._transport is not None:
-            self._transport.close()
+        self._transport.close()
 
     def _decide(self, decision: Decision, *, eof: bool = False) -> bool | None:
         if not decision.accepted:
             self._refuse(decision)
             return None
         self._settle()
-        transport: Any = self._transport
-        info = ConnectionInfo(
-            decision.peer,
-            decision.client,
-            decision.header,
-            decision.action,
-            transport,
-            decision.ignored_header,
-        )
+        transport = self._transport
+        info = connection_info_of(decision, transport)
+        return self._hand_over(transport, info, decision.remaining, eof)
+
+    def _hand_over(
+        self, transport: Any, info: ConnectionInfo, data: bytes, eof: bool
+    ) -> bool | None:
+        """Give the accepted connection to the application protocol: the real
+        transport's reads, a :class:`ClientTransport`, then ``data`` (the bytes
+        after the header) and the peer's EOF if it came with them."""
         inner = self.make_inner(info)
         transport.set_protocol(inner)
         if self.publish_context:
@@ -210,8 +250,8 @@ class GateProtocol(asyncio.Protocol):
                 current_connection.reset(token)
         else:
             inner.connection_made(ClientTransport(transport, info))
-        if decision.remaining:
-            self.deliver(inner, decision.remaining)
+        if data:
+            self.deliver(inner, data)
         if eof and isinstance(inner, asyncio.Protocol | asyncio.BufferedProtocol):
             return inner.eof_received()
         return None

@@ -12,9 +12,9 @@ rest delegate with one call each, and cost nothing until called.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, NamedTuple
 
-from realip.policy import Action
+from realip.policy import Action, Decision
 from realip.proxyproto import ProxyHeader
 
 #: The ``get_extra_info`` key under which realip's transports expose
@@ -22,48 +22,29 @@ from realip.proxyproto import ProxyHeader
 EXTRA_KEY = "realip"
 
 
-class ConnectionInfo:
-    """Who is on the other end of an accepted connection, and how we know.
+class ConnectionInfo(NamedTuple):
+    """Who is on the other end of an accepted connection, and how we know
+    (immutable).
 
     - ``peer``: the direct TCP peer.
     - ``client``: the address to use: the header's source, or the peer.
     - ``header``: the PROXY header the policy *used* (TLVs included), or ``None``.
       Only a header from a source allowed to send one lands here, so its fields
       and TLVs can be trusted and passed on.
+    - ``action``: the policy action that applied to the peer.
+    - ``transport``: the connection's real transport (``None`` when unknown).
     - ``ignored_header``: a header that arrived and was read and discarded
       (action ``ignore``), or ``None``. Its fields come from a source that is not
       trusted to send one: show it (diagnostics), never act on it. At most one of
       ``header`` and ``ignored_header`` is set.
-    - ``action``: the policy action that applied to the peer.
-    - ``local``: the listening side's address (looked up on first use).
     """
 
-    __slots__ = (
-        "_local",
-        "_transport",
-        "action",
-        "client",
-        "header",
-        "ignored_header",
-        "peer",
-    )
-
-    def __init__(
-        self,
-        peer: tuple[str, int],
-        client: tuple[str, int],
-        header: ProxyHeader | None,
-        action: Action,
-        transport: asyncio.BaseTransport | None = None,
-        ignored_header: ProxyHeader | None = None,
-    ) -> None:
-        self.peer = peer
-        self.client = client
-        self.header = header
-        self.action = action
-        self.ignored_header = ignored_header
-        self._transport = transport
-        self._local: tuple[str, int] | bool | None = False
+    peer: tuple[str, int]
+    client: tuple[str, int]
+    header: ProxyHeader | None
+    action: Action
+    transport: asyncio.BaseTransport | None = None
+    ignored_header: ProxyHeader | None = None
 
     @property
     def header_came(self) -> bool:
@@ -72,18 +53,15 @@ class ConnectionInfo:
 
     @property
     def local(self) -> tuple[str, int] | None:
-        if self._local is False:
-            name = (
-                None
-                if self._transport is None
-                else self._transport.get_extra_info("sockname")
-            )
-            self._local = (
-                (str(name[0]), int(name[1]))
-                if isinstance(name, tuple) and len(name) >= 2
-                else None
-            )
-        return self._local  # type: ignore[return-value]
+        """The listening side's address, from the transport."""
+        name = (
+            None
+            if self.transport is None
+            else self.transport.get_extra_info("sockname")
+        )
+        if isinstance(name, tuple) and len(name) >= 2:
+            return (str(name[0]), int(name[1]))
+        return None
 
     def __repr__(self) -> str:
         ignored = (
@@ -95,6 +73,27 @@ class ConnectionInfo:
             f"ConnectionInfo(peer={self.peer!r}, client={self.client!r}, "
             f"action={self.action.value}, header={self.header!r}{ignored})"
         )
+
+
+#: ``connection_info_of(decision, transport)`` without the Python-level
+#: ``__new__`` that calling the class runs: an accepted connection's info is
+#: made once per connection, on the hot path.
+_new = tuple.__new__
+
+
+def connection_info_of(decision: Decision, transport: Any) -> ConnectionInfo:
+    """The :class:`ConnectionInfo` of a connection the gate accepted."""
+    return _new(
+        ConnectionInfo,
+        (
+            decision.peer,
+            decision.client,
+            decision.header,
+            decision.action,
+            transport,
+            decision.ignored_header,
+        ),
+    )
 
 
 class SocketView:

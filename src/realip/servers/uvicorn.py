@@ -29,6 +29,8 @@ from realip.servers.asgi import STATE_KEY
 
 __all__ = ["UvicornGateProtocol", "gated_config", "http_protocol_class"]
 
+_new = tuple.__new__  # ConnectionInfo without its Python-level __new__
+
 
 def http_protocol_class(http: str | type[asyncio.Protocol]) -> type[asyncio.Protocol]:
     """uvicorn's HTTP protocol class for ``"auto"``, ``"h11"``, ``"httptools"``
@@ -59,45 +61,43 @@ class UvicornGateProtocol(GateProtocol):
         app_state: dict[str, Any],
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
-        # GateProtocol.__init__, inlined: this runs once per connection.
-        self._gate = None
-        self._transport = None
         self._config = config
         self._server_state = server_state
         self._app_state = app_state
         self._loop = _loop
+        # Registered at once, like uvicorn's own protocols: a connection waiting
+        # for its header takes part in the graceful shutdown (see shutdown).
         self._connections: set[Any] = server_state.connections
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        GateProtocol.connection_made(self, transport)
-        if self._gate is not None:
-            self._connections.add(self)
+        self._connections.add(self)
 
     def _settle(self) -> None:
-        if self._gate is not None:
-            self._gate = None
+        self._connections.discard(self)
+        if self._waiting:
+            self._waiting = False
             self.pending.pop(self, None)
-            self._connections.discard(self)
 
     def _decide(self, decision: Decision, *, eof: bool = False) -> bool | None:
-        # GateProtocol._decide, specialised: this runs once per connection, and
-        # uvicorn's protocols need neither the context variable (they create no
-        # task in connection_made, and requests find their connection in
-        # scope["state"]) nor the buffered-protocol delivery.
+        # GateProtocol._decide and _hand_over in one, specialised (this runs once
+        # per connection): uvicorn's protocols need neither the context variable
+        # (they create no task in connection_made, and requests find their
+        # connection in scope["state"]) nor the buffered-protocol delivery.
         if not decision.accepted:
             self._refuse(decision)
             return None
-        self._gate = None
-        self.pending.pop(self, None)
         self._connections.discard(self)
-        transport: Any = self._transport
-        info = ConnectionInfo(
-            decision.peer,
-            decision.client,
-            decision.header,
-            decision.action,
-            transport,
-            decision.ignored_header,
+        self._waiting = False
+        self.pending.pop(self, None)
+        transport = self._transport
+        info = _new(  # connection_info_of(), inlined
+            ConnectionInfo,
+            (
+                decision.peer,
+                decision.client,
+                decision.header,
+                decision.action,
+                transport,
+                decision.ignored_header,
+            ),
         )
         # uvicorn copies app_state into every request's scope["state"]: a copy
         # per connection carries this connection's info to each of its requests.
@@ -121,8 +121,7 @@ class UvicornGateProtocol(GateProtocol):
         """uvicorn's graceful shutdown: a connection without a decision yet has
         no request to finish, so it is closed now."""
         self._settle()
-        if self._transport is not None:
-            self._transport.close()
+        self._transport.close()
 
 
 def gated_config(
