@@ -161,7 +161,47 @@ def test_ignore_drops_the_header(whoami: Callable[..., Whoami]) -> None:
     server = whoami("--json", "--proxy-protocol", "ignore")
     report = tcp_json(server, "--source", "203.0.113.7:1")
     assert report["action"] == "ignore"
-    assert report["client"]["address"] == "127.0.0.1"
+    assert report["client"] == {**report["peer"], "from": "peer"}
+    # The header that came is shown in full, apart from any used header.
+    assert report["proxy_header"] is None
+    ignored = report["ignored_proxy_header"]
+    assert ignored["version"] == 1
+    assert ignored["source"] == {"address": "203.0.113.7", "port": 1}
+    assert ignored["destination"] == report["local"]
+
+
+def test_ignore_shows_tlvs_of_the_ignored_header_in_text(
+    whoami: Callable[..., Whoami],
+) -> None:
+    server = whoami("--http", "--proxy-protocol", "ignore")
+    done = send(
+        server.address,
+        "--proxy", "v2",
+        "--source", "198.51.100.4:4000",
+        "--tlv", "authority=example.com",
+        "--http", "/ignored",
+        "--timeout", "5",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    text = done.stdout.decode()
+    assert re.search(
+        r"^header: +v2 PROXY INET STREAM, \d+ bytes, IGNORED \(action ignore: "
+        r"read and discarded\)$",
+        text,
+        re.M,
+    ), text
+    assert re.search(r"^  source: +198\.51\.100\.4:4000$", text, re.M), text
+    assert re.search(r"^  tlv 0x02: +AUTHORITY authority=example\.com$", text, re.M)
+    assert re.search(r"^client: +127\.0\.0\.1:\d+ \(from the peer\)$", text, re.M)
+    assert "GET /ignored HTTP/1.1" in text
+
+
+def test_no_header_under_ignore_says_none(whoami: Callable[..., Whoami]) -> None:
+    server = whoami("--json", "--proxy-protocol", "ignore")
+    report = tcp_json(server, "--proxy", "none")
+    assert report["proxy_header"] is None
+    assert report["ignored_proxy_header"] is None
+    assert report["client"]["from"] == "peer"
 
 
 def test_survives_bad_requests(whoami: Callable[..., Whoami]) -> None:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from realip.policy import Action, Gate, Policy, RefusalLog
+from realip.policy import Action, Gate, Policy, RefusalLog, decide, peer_address
 from realip.proxyproto import V2_SIGNATURE, Command, build_v1, build_v2
 
 PEER = ("10.0.0.5", 40000)
@@ -159,3 +159,61 @@ def test_dual_stack_peer_is_reported_as_ipv4() -> None:
     g = gate(Action.OPTIONAL, peer=("::ffff:10.1.2.3", 7, 0, 0))  # type: ignore[arg-type]
     decision = g.feed(HTTP)
     assert decision is not None and decision.client == ("10.1.2.3", 7)
+
+
+@pytest.mark.parametrize("header", [V1, V2], ids=["v1", "v2"])
+def test_ignore_keeps_the_discarded_header_apart(header: bytes) -> None:
+    decision = gate(Action.IGNORE).feed(header + HTTP)
+    assert decision is not None and decision.accepted
+    assert decision.header is None  # nothing downstream may trust it
+    assert decision.ignored_header is not None
+    assert decision.ignored_header.source == CLIENT  # all its fields, for display
+    assert decision.ignored_header.destination == SERVER
+    assert decision.client == PEER and decision.remaining == HTTP
+
+
+@pytest.mark.parametrize("action", [Action.REQUIRE, Action.OPTIONAL])
+def test_a_used_header_is_not_reported_as_ignored(action: Action) -> None:
+    decision = gate(action).feed(V2 + HTTP)
+    assert decision is not None and decision.header is not None
+    assert decision.ignored_header is None
+
+
+def test_ignore_without_a_header_has_neither() -> None:
+    decision = gate(Action.IGNORE).feed(HTTP)
+    assert decision is not None and decision.accepted
+    assert decision.header is None and decision.ignored_header is None
+
+
+@pytest.mark.parametrize(
+    "action", [Action.REQUIRE, Action.OPTIONAL, Action.IGNORE, Action.REJECT]
+)
+@pytest.mark.parametrize("data", [HTTP, V1 + HTTP, V2 + HTTP, LOCAL, b"\x16\x03\x01"])
+def test_decide_agrees_with_the_gate(action: Action, data: bytes) -> None:
+    """The stateless fast path servers use gives the gate's own verdict."""
+    policy = Policy([("10.0.0.0/8", action)], default=Action.DENY)
+    expected = Gate(policy, PEER).feed(data)
+    got = decide(policy, peer_address(PEER), policy.action_for(PEER[0]), data)
+    assert got == expected
+
+
+def test_decide_waits_on_a_split_header() -> None:
+    policy = Policy([("10.0.0.0/8", Action.REQUIRE)])
+    assert decide(policy, PEER, Action.REQUIRE, V2[:20]) is None
+    assert decide(policy, PEER, Action.REQUIRE, b"") is None
+
+
+def test_peer_address_forms() -> None:
+    assert peer_address(("192.0.2.1", 80)) == ("192.0.2.1", 80)
+    assert peer_address(("::ffff:192.0.2.1", 80, 0, 0)) == ("192.0.2.1", 80)
+    assert peer_address(("2001:db8::1", 80, 0, 0)) == ("2001:db8::1", 80)
+    assert peer_address("") == ("unix", 0)
+    assert peer_address(None) == ("unix", 0)
+
+
+def test_action_cache_is_what_action_for_answered() -> None:
+    policy = Policy([("10.0.0.0/8", Action.OPTIONAL)], default=Action.REJECT)
+    assert policy.action_cache.get("10.1.2.3") is None
+    assert policy.action_for("10.1.2.3") is Action.OPTIONAL
+    assert policy.action_cache["10.1.2.3"] is Action.OPTIONAL
+    assert policy.action_for("not an address") is Action.REJECT

@@ -92,10 +92,16 @@ def render_whoami(report: dict[str, Any]) -> str:
         _line("action", report["action"]),
     ]
     header = report["proxy_header"]
-    if header is None:
-        lines.append(_line("header", "none"))
-    else:
+    ignored = report.get("ignored_proxy_header")
+    if header is not None:
         lines.extend(_whoami_header(header))
+    elif ignored is not None:
+        # Shown in full (it is what the balancer sent), and marked: under the
+        # ignore action it was read and discarded, and the client is the peer.
+        note = f"IGNORED (action {report['action']}: read and discarded)"
+        lines.extend(_whoami_header(ignored, note))
+    else:
+        lines.append(_line("header", "none"))
     client = report["client"]
     lines.append(_line("client", f"{_endpoint(client)} (from the {client['from']})"))
     http = report.get("http")
@@ -110,12 +116,13 @@ def render_whoami(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _whoami_header(header: dict[str, Any]) -> list[str]:
+def _whoami_header(header: dict[str, Any], note: str = "") -> list[str]:
     lines = [
         _line(
             "header",
             f"v{header['version']} {header['command']} {header['family']} "
-            f"{header['protocol']}, {header['length']} bytes",
+            f"{header['protocol']}, {header['length']} bytes"
+            + (f", {note}" if note else ""),
         ),
         _line("source", _endpoint(header["source"]), "  "),
         _line("destination", _endpoint(header["destination"]), "  "),

@@ -2,8 +2,9 @@
 
 Put it where the application would be, behind the balancer under test: per TCP
 connection (or per HTTP request with ``http=True``, keep-alive included) it answers
-with the direct peer, the PROXY header that came (all fields and TLVs), the policy
-action that applied, the client the policy and the forwarded headers resolve to,
+with the direct peer, the PROXY header that came (all fields and TLVs, also when
+the policy ignored it), the policy action that applied, the client the policy
+and the forwarded headers resolve to,
 and for HTTP the request line and every forwarded header as received.
 
 The trust policy runs before this code sees a byte (:func:`realip.servers.
@@ -52,17 +53,25 @@ DRAIN_TIMEOUT = 2.0
 
 
 def connection_report(info: ConnectionInfo) -> dict[str, Any]:
-    """What the server knows of a connection, as a JSON-ready dict."""
+    """What the server knows of a connection, as a JSON-ready dict.
+
+    ``proxy_header`` is the header the policy used; ``ignored_proxy_header`` one
+    that came and was read and discarded (action ``ignore``: the client stays
+    the peer). At most one is set, so "did a header come?" is "is either set?".
+    """
     header = info.header
+    ignored = info.ignored_header
     # The gate takes the client from INET/INET6 PROXY headers only (LOCAL, UNKNOWN
     # and UNIX mean "use the real connection", spec sections 2.1 and 2.2).
     from_header = header is not None and isinstance(header.source, tuple)
     source = "proxy-header" if from_header else "peer"
+    local = info.local
     return {
         "peer": _address(info.peer),
-        "local": None if info.local is None else _address(info.local),
+        "local": None if local is None else _address(local),
         "action": info.action.value,
         "proxy_header": None if header is None else header_to_json(header),
+        "ignored_proxy_header": None if ignored is None else header_to_json(ignored),
         "client": {**_address(info.client), "from": source},
     }
 
