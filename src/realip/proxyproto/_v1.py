@@ -83,6 +83,7 @@ def parse_v1(data: bytes) -> ProxyHeader:
         except (OSError, ValueError):
             pass
         else:
+            # A TCP6 line with 45-character addresses can end past byte 107.
             end = match.end()
             source_port = int(sport)
             destination_port = int(dport)

@@ -8,12 +8,13 @@ Theory of operation: the fixed 16 bytes are checked first (``ver_cmd`` and ``fam
 with one lookup among the fourteen valid pairs), so an invalid header is
 refused as soon as it can be known and an over-long one before its body arrives.
 Then the body is walked once: addresses turned into text (IPv4 from a table of
-octets, IPv6 through ``inet_ntop`` behind a cache, see ``_addr``), TLVs split and
-checked in place, and the CRC32C TLV (if any) verified over the bytes as received
-with its own four bytes counted as zero, whatever its position among the TLVs
-(section 2.2.3). A LOCAL header is accepted whatever its block holds: "the
-receiver ... must use the real connection endpoints and discard the protocol block
-including the family".
+octets, IPv6 through ``inet_ntop`` behind a cache, see ``_addr``), TLVs checked
+in place without building anything (the header splits them into :class:`TLV`
+objects when ``tlvs`` is first read), and the CRC32C TLV (if any) verified over
+the bytes as received with its own four bytes counted as zero, whatever its
+position among the TLVs (section 2.2.3). A LOCAL header is accepted whatever its
+block holds: "the receiver ... must use the real connection endpoints and discard
+the protocol block including the family".
 """
 
 from __future__ import annotations
