@@ -27,8 +27,11 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         more = message.get("more_body", False)
     info = scope_connection(scope)
     header = info.header if info is not None else None
+    ignored = info.ignored_header if info is not None else None
     answer = {
         "client": list(scope["client"]) if scope["client"] else None,
+        "server": list(scope["server"]) if scope["server"] else None,
+        "ignored_source": list(ignored.source) if ignored is not None else None,
         "scheme": scope["scheme"],
         "host": dict(scope["headers"]).get(b"host", b"").decode(),
         "peer": list(info.peer) if info is not None else None,

@@ -231,12 +231,15 @@ def test_optional_source_with_and_without_a_header(setup: Setup) -> None:
     assert with_header["client"] == list(SPOOFED)
     without = answer_json(exchange(setup.port, request(), "127.0.0.5"))
     assert without["client"][0] == "127.0.0.5"  # type: ignore[index]
+    # scope["server"] is the listening side in both cases (uvicorn's sockname).
+    assert with_header["server"] == without["server"] == ["127.0.0.1", setup.port]
 
 
 def test_ignore_deny_and_local(setup: Setup) -> None:
     ignored = answer_json(exchange(setup.port, v2() + request(), "127.0.0.8"))
     assert ignored["client"][0] == "127.0.0.8"  # type: ignore[index]
     assert ignored["version"] is None
+    assert ignored["ignored_source"] == list(SPOOFED)  # read, shown, not used
     assert exchange(setup.port, request(), "127.0.0.9") == b""
     setup.served.wait_log("connections from 127.0.0.9 are denied")
     local = build_v2(Command.LOCAL, None, None)

@@ -194,3 +194,31 @@ class ClientTransport(asyncio.Transport):
 
     def __repr__(self) -> str:
         return f"<ClientTransport client={self._info.client!r} of {self._transport!r}>"
+
+
+class AddressTransport(ClientTransport):
+    """A :class:`ClientTransport` for protocols that read only addresses from
+    their transport, as uvicorn's do: its extra info is fixed when it is made
+    (``peername`` the client, ``sockname`` the local ``(host, port)``, and
+    ``realip``), and it has no ``socket``, so uvicorn's address helpers take
+    their ``peername`` / ``sockname`` fallbacks. ``get_extra_info`` is then the
+    bound ``get`` of a small dict: no Python call per lookup, and no socket view
+    to build, on a path that runs once per connection. Any other name (there is
+    no TLS behind the gate) gives the default, as a plain TCP transport does.
+    """
+
+    __slots__ = ("get_extra_info",)
+
+    def __init__(self, transport: Any, info: ConnectionInfo) -> None:
+        # ClientTransport.__init__, inlined (once per connection).
+        self._transport = transport
+        self._info = info
+        self._socket = None
+        self.write = transport.write  # type: ignore[method-assign]
+        self.close = transport.close  # type: ignore[method-assign]
+        self.is_closing = transport.is_closing  # type: ignore[method-assign]
+        local = transport.get_extra_info("sockname")
+        if type(local) is tuple and len(local) > 2:
+            local = local[:2]  # AF_INET6's (host, port, flowinfo, scope_id)
+        extras = {"peername": info.client, "sockname": local, EXTRA_KEY: info}
+        self.get_extra_info = extras.get  # type: ignore[method-assign, assignment]

@@ -24,7 +24,7 @@ from uvicorn.importer import import_from_string
 from realip.errors import ConfigError
 from realip.policy import Decision, Policy
 from realip.servers._protocol import GateProtocol
-from realip.servers._transport import ClientTransport, ConnectionInfo
+from realip.servers._transport import AddressTransport, ConnectionInfo
 from realip.servers.asgi import STATE_KEY
 
 __all__ = ["UvicornGateProtocol", "gated_config", "http_protocol_class"]
@@ -110,7 +110,7 @@ class UvicornGateProtocol(GateProtocol):
             _loop=self._loop,
         )
         transport.set_protocol(inner)
-        inner.connection_made(ClientTransport(transport, info))
+        inner.connection_made(AddressTransport(transport, info))
         if decision.remaining:
             inner.data_received(decision.remaining)
         if eof:
