@@ -40,9 +40,11 @@ ipv6 = st.binary(min_size=16, max_size=16).map(
 )
 port = st.integers(0, 0xFFFF)
 # No NUL inside a path (sun_path is NUL-padded); a leading NUL is an abstract socket.
-path_text = st.text(st.characters(blacklist_characters="\x00"), max_size=40).filter(
-    lambda s: len(s.encode()) <= 107
-)
+# No lone surrogates either: they have no UTF-8 encoding at all.
+path_text = st.text(
+    st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)),
+    max_size=40,
+).filter(lambda s: len(s.encode()) <= 107)
 unix_path = st.one_of(path_text, path_text.filter(bool).map(lambda s: "\x00" + s))
 
 
