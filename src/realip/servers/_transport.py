@@ -83,17 +83,8 @@ _new = tuple.__new__
 
 def connection_info_of(decision: Decision, transport: Any) -> ConnectionInfo:
     """The :class:`ConnectionInfo` of a connection the gate accepted."""
-    return _new(
-        ConnectionInfo,
-        (
-            decision.peer,
-            decision.client,
-            decision.header,
-            decision.action,
-            transport,
-            decision.ignored_header,
-        ),
-    )
+    _, client, header, _, _, action, peer, ignored = decision
+    return _new(ConnectionInfo, (peer, client, header, action, transport, ignored))
 
 
 class SocketView:

@@ -81,24 +81,17 @@ class UvicornGateProtocol(GateProtocol):
         # per connection): uvicorn's protocols need neither the context variable
         # (they create no task in connection_made, and requests find their
         # connection in scope["state"]) nor the buffered-protocol delivery.
-        if not decision.accepted:
+        # One unpacking instead of a descriptor lookup per field.
+        accepted, client, header, remaining, _, action, peer, ignored = decision
+        if not accepted:
             self._refuse(decision)
             return None
         self._connections.discard(self)
         self._waiting = False
         self.pending.pop(self, None)
         transport = self._transport
-        info = _new(  # connection_info_of(), inlined
-            ConnectionInfo,
-            (
-                decision.peer,
-                decision.client,
-                decision.header,
-                decision.action,
-                transport,
-                decision.ignored_header,
-            ),
-        )
+        # connection_info_of(), inlined
+        info = _new(ConnectionInfo, (peer, client, header, action, transport, ignored))
         # uvicorn copies app_state into every request's scope["state"]: a copy
         # per connection carries this connection's info to each of its requests.
         state = self._app_state.copy()
@@ -111,8 +104,8 @@ class UvicornGateProtocol(GateProtocol):
         )
         transport.set_protocol(inner)
         inner.connection_made(AddressTransport(transport, info))
-        if decision.remaining:
-            inner.data_received(decision.remaining)
+        if remaining:
+            inner.data_received(remaining)
         if eof:
             return inner.eof_received()
         return None
