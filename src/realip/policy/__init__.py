@@ -2,9 +2,11 @@
 
 :class:`Policy` maps source networks to an :class:`Action` (first match wins, the
 default is ``require``); a :class:`Gate` applies it to one connection, sans-IO, and
-returns a :class:`Decision`. :class:`~realip.policy.forwarded.ForwardedResolver`
-does the same job one layer up, for ``Forwarded`` / ``X-Forwarded-For`` /
-``X-Real-IP`` headers written by trusted HTTP proxies.
+returns a :class:`Decision` (:func:`decide` is its stateless core, for servers
+that keep the per-connection state themselves).
+:class:`~realip.policy.forwarded.ForwardedResolver` does the same job one layer
+up, for ``Forwarded`` / ``X-Forwarded-For`` / ``X-Real-IP`` headers written by
+trusted HTTP proxies.
 
 >>> from realip.policy import Action, Gate, Policy
 >>> policy = Policy([("10.0.0.0/8", Action.REQUIRE)], default=Action.REJECT)

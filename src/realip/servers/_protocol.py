@@ -155,7 +155,7 @@ class GateProtocol(asyncio.Protocol):
         self._gate = None
         # The local address is looked up only if someone asks (ConnectionInfo).
         peer = transport.get_extra_info("peername")
-        if type(peer) is not tuple or len(peer) != 2 or ":" in peer[0]:
+        if type(peer) is not tuple or len(peer) != 2 or ":" in str(peer[0]):
             peer = peer_address(peer)  # not an AF_INET (host, port): normalise
         self._peer = peer
         policy = self.policy
