@@ -127,7 +127,7 @@ class Decision(NamedTuple):
 _new = tuple.__new__
 
 
-def is_ipv4_peer(peer: object) -> TypeGuard[tuple[str, int]]:
+def _is_ipv4_peer(peer: object) -> TypeGuard[tuple[str, int]]:
     """An AF_INET socket's peername, the common case, usable as it is (an
     AF_INET6 one has four items and goes through :func:`peer_address`)."""
     return (
@@ -143,7 +143,7 @@ def peer_address(peer: object) -> tuple[str, int]:
     """A socket's peername as the ``(host, port)`` the policy and the logs use:
     a dual-stack socket's IPv4-mapped peer as IPv4, a Unix socket peer as
     ``("unix", 0)`` (or its path), which the rules' default covers."""
-    if is_ipv4_peer(peer):
+    if _is_ipv4_peer(peer):
         return peer
     if isinstance(peer, tuple) and len(peer) >= 2:
         host = str(peer[0])
@@ -166,7 +166,7 @@ def _client_from(header: ProxyHeader, peer: tuple[str, int]) -> tuple[str, int]:
     return (host, source[1])
 
 
-def refusal(
+def _refusal(
     peer: tuple[str, int], action: Action, cause: str, data: Buffer
 ) -> Decision:
     """A refused decision whose reason names the source, the action, what
@@ -195,15 +195,15 @@ def decide(
             # Client data from its first byte, the common case: accepted right
             # here unless the action refuses it.
             if action is _REQUIRE or action is _DENY or type(data) is not bytes:
-                return decide_plain(peer, action, data)
+                return _decide_plain(peer, action, data)
             return _new(Decision, (True, peer, None, data, None, action, peer, None))
     kind = sniff(data)
     if kind is _NEED_MORE:
         return None
     if kind is _NOT_PROXY:
-        return decide_plain(peer, action, data)
+        return _decide_plain(peer, action, data)
     if action is _REJECT:
-        return refusal(
+        return _refusal(
             peer,
             action,
             "PROXY header from {host}, which is not a trusted proxy: a spoofing "
@@ -217,7 +217,7 @@ def decide(
     except IncompleteHeader:
         return None
     except ProxyProtocolError as exc:
-        return refusal(
+        return _refusal(
             peer, action, "invalid PROXY header from {host}: " + str(exc), data
         )
     remaining = bytes(memoryview(data)[header.length :])
@@ -229,10 +229,10 @@ def decide(
     return _new(Decision, (True, client, header, remaining, None, action, peer, None))
 
 
-def decide_plain(peer: tuple[str, int], action: Action, data: Buffer) -> Decision:
+def _decide_plain(peer: tuple[str, int], action: Action, data: Buffer) -> Decision:
     """The decision when ``data`` is known not to be a header."""
     if action is _REQUIRE:
-        return refusal(peer, action, _without_header_cause(data), data)
+        return _refusal(peer, action, _without_header_cause(data), data)
     if action is _DENY:
         return _denied(peer)
     if type(data) is not bytes:
@@ -241,7 +241,7 @@ def decide_plain(peer: tuple[str, int], action: Action, data: Buffer) -> Decisio
 
 
 def _denied(peer: tuple[str, int]) -> Decision:
-    return refusal(
+    return _refusal(
         peer, _DENY, f"connections from {peer[0]} are denied by the policy", b""
     )
 
@@ -303,7 +303,7 @@ class Gate:
         if self.action is not _REQUIRE and sniff(data) is _NEED_MORE:
             # The bytes were a prefix of a signature, and no more will come: they
             # cannot be a header, so they are the client's own data.
-            return decide_plain(self.peer, self.action, data)
+            return _decide_plain(self.peer, self.action, data)
         return self._refuse(
             f"connection closed after {len(data)} byte(s), inside a PROXY header: "
             "a truncated header (the spec asks senders to send it at once)",
@@ -336,4 +336,4 @@ class Gate:
 
     def _refuse(self, cause: str, data: Buffer) -> Decision:
         self._buffer = None
-        return refusal(self.peer, self.action, cause, data)
+        return _refusal(self.peer, self.action, cause, data)
