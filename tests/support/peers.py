@@ -50,7 +50,11 @@ def run_peer(
             deadline = time.monotonic() + timeout
             while not can_connect(*ready_port):
                 if proc.poll() is not None:
-                    out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+                    out = (
+                        proc.stdout.read().decode(errors="replace")
+                        if proc.stdout
+                        else ""
+                    )
                     raise RuntimeError(
                         f"{argv[0]} exited with {proc.returncode} before "
                         f"{ready_port} was ready:\n{out}"
