@@ -124,19 +124,7 @@ def _ipv4(frame: bytes, offset: int) -> Segment | str:
         return MALFORMED
     else:
         end = offset + total
-    start = offset + ihl
-    if proto != TCP:
-        return _transport(proto, src, dst, frame, start, end)
-    # TCP inline: the bulk of any capture, one call less per packet.
-    captured = min(end, len(frame))
-    if captured < start + 20:
-        return MALFORMED
-    sport, dport, seq, ack, data_offset, flags = _TCP(frame, start)
-    payload_start = start + (data_offset >> 4) * 4
-    if data_offset >> 4 < 5 or payload_start > end:
-        return MALFORMED
-    payload = frame[payload_start:captured]
-    return (TCP, src, sport, dst, dport, flags, seq, ack, payload, captured < end)
+    return _transport(proto, src, dst, frame, offset + ihl, end)
 
 
 def _ipv6(frame: bytes, offset: int) -> Segment | str:

@@ -193,6 +193,13 @@ def _workload_label(workload: Obj) -> str:
     return f"{workload.get('kind')} {namespace_of(workload)}/{name_of(workload)}"
 
 
+def _unknown(name: str, missing: str, enable: str) -> Receiver:
+    """A receiver whose setting cannot be read: ``missing`` names the object."""
+    return Receiver(
+        name, Mode.UNKNOWN, f"{missing} is not among the objects", (), enable
+    )
+
+
 def _read_nginx(inv: Inventory, workload: Obj | None, service: Obj) -> Receiver:
     name = "ingress-nginx"
     usual = ("ingress-nginx", "ingress-nginx-controller")
@@ -202,13 +209,7 @@ def _read_nginx(inv: Inventory, workload: Obj | None, service: Obj) -> Receiver:
         """--type merge -p '{"data":{"use-proxy-protocol":"true"}}'"""
     )
     if configmap is None:
-        return Receiver(
-            name,
-            Mode.UNKNOWN,
-            f"its ConfigMap {ref} is not among the objects",
-            (),
-            enable,
-        )
+        return _unknown(name, f"its ConfigMap {ref}", enable)
     value = _data(configmap).get("use-proxy-protocol")
     where = f"use-proxy-protocol={value or 'false'} in ConfigMap {ref}"
     mode = Mode.REQUIRED if truthy(value) else Mode.OFF
@@ -242,9 +243,7 @@ def _read_traefik(inv: Inventory, workload: Obj | None, service: Obj) -> Receive
         "set entryPoints.<name>.proxyProtocol.trustedIPs to the balancer's addresses"
     )
     if workload is None:
-        return Receiver(
-            name, Mode.UNKNOWN, "its Deployment is not among the objects", (), enable
-        )
+        return _unknown(name, "its Deployment", enable)
 
     points: list[str] = []
     for container in containers(workload):
@@ -275,13 +274,7 @@ def _read_haproxytech(inv: Inventory, workload: Obj | None, service: Obj) -> Rec
     configmap, ref = _find_configmap(inv, workload, service, usual)
     enable = f"set proxy-protocol to the balancer's source networks in ConfigMap {ref}"
     if configmap is None:
-        return Receiver(
-            name,
-            Mode.UNKNOWN,
-            f"its ConfigMap {ref} is not among the objects",
-            (),
-            enable,
-        )
+        return _unknown(name, f"its ConfigMap {ref}", enable)
     value = _data(configmap).get("proxy-protocol", "")
     sources = tuple(s.strip() for s in value.split(",") if s.strip())
     where = f"proxy-protocol={value or '(unset)'} in ConfigMap {ref}"
@@ -300,13 +293,7 @@ def _read_haproxy_ingress(
     configmap, ref = _find_configmap(inv, workload, service, usual)
     enable = f'set use-proxy-protocol: "true" in ConfigMap {ref}'
     if configmap is None:
-        return Receiver(
-            name,
-            Mode.UNKNOWN,
-            f"its ConfigMap {ref} is not among the objects",
-            (),
-            enable,
-        )
+        return _unknown(name, f"its ConfigMap {ref}", enable)
     value = _data(configmap).get("use-proxy-protocol")
     on = truthy(value) or (value or "").lower() in {"v1", "v2"}
     where = f"use-proxy-protocol={value or 'false'} in ConfigMap {ref}"
@@ -359,22 +346,14 @@ def _read_contour(inv: Inventory, workload: Obj | None, service: Obj) -> Receive
         return Receiver(
             name, Mode.OFF, f"no --use-proxy-protocol on {label}", (), enable
         )
-    return Receiver(
-        name,
-        Mode.UNKNOWN,
-        "the contour serve Deployment is not among the objects",
-        (),
-        enable,
-    )
+    return _unknown(name, "the contour serve Deployment", enable)
 
 
 def _read_kong(inv: Inventory, workload: Obj | None, service: Obj) -> Receiver:
     name = "Kong"
     enable = "add proxy_protocol to each address in KONG_PROXY_LISTEN"
     if workload is None:
-        return Receiver(
-            name, Mode.UNKNOWN, "its Deployment is not among the objects", (), enable
-        )
+        return _unknown(name, "its Deployment", enable)
     label = _workload_label(workload)
     for container in containers(workload):
         env = container_env(container)
