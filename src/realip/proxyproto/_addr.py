@@ -14,6 +14,9 @@ the uncached conversion.
 from __future__ import annotations
 
 from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
+from typing import TypeVar
+
+_V = TypeVar("_V", str, int)
 
 CACHE_SIZE = 1024
 
@@ -23,6 +26,9 @@ V2_INET6: dict[bytes, str] = {}
 V1_INET: dict[bytes, str] = {}
 #: bytes seen in a v1 TCP6 line -> its canonical form, known valid
 V1_INET6: dict[bytes, str] = {}
+#: bytes seen as a v1 port -> its value, known to be written without a leading
+#: zero or sign and to be at most 65535
+V1_PORT: dict[bytes, int] = {}
 
 
 def v2_inet6(packed: bytes) -> str:
@@ -52,7 +58,18 @@ def v1_inet6(raw: bytes) -> str:
     return canonical
 
 
-def _remember(cache: dict[bytes, str], key: bytes, text: str) -> None:
+def v1_port(raw: bytes) -> int:
+    """The value of the v1 port ``raw``: ASCII digits, no leading zero, at most
+    65535; raises ``ValueError`` otherwise."""
+    if raw.isdigit() and len(raw) <= 5 and (raw[0] != 0x30 or len(raw) == 1):
+        port = int(raw)
+        if port <= 0xFFFF:
+            _remember(V1_PORT, raw, port)
+            return port
+    raise ValueError(raw)
+
+
+def _remember(cache: dict[bytes, _V], key: bytes, value: _V) -> None:
     if len(cache) >= CACHE_SIZE:
         cache.clear()
-    cache[key] = text
+    cache[key] = value

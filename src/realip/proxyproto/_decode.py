@@ -21,7 +21,7 @@ from realip.proxyproto._constants import (
     Protocol,
 )
 from realip.proxyproto._types import ProxyHeader
-from realip.proxyproto._util import show
+from realip.proxyproto._util import not_a_header
 from realip.proxyproto._v1 import build_v1, parse_v1
 from realip.proxyproto._v2 import build_v2, parse_v2
 
@@ -75,19 +75,16 @@ def decode(data: Buffer, *, max_size: int = V2_MAX_SIZE) -> ProxyHeader:
     """
     if type(data) is not bytes:
         data = bytes(data)
-    # Slicing and comparing costs less than a startswith() method call.
-    if data[:12] == V2_SIGNATURE:
+    # Each parser checks its own signature; the first byte picks the parser.
+    try:
+        first = data[0]
+    except IndexError:
+        not_a_header(data)
+    if first == 0x0D:  # CR
         return parse_v2(data, max_size)
-    if data[:6] == V1_PREFIX:
+    if first == 0x50:  # "P"
         return parse_v1(data)
-    if sniff(data) is Sniff.NEED_MORE:
-        raise IncompleteHeader(
-            f"{len(data)} byte(s) so far, too few to tell a PROXY header: {show(data)}",
-            needed=None,
-        )
-    raise ProxyProtocolError(
-        f"not a PROXY protocol header: starts with {show(data)}", field="signature"
-    )
+    not_a_header(data)
 
 
 class HeaderReader:

@@ -15,16 +15,15 @@ v1 and a v2 header for the same client compare equal.
 
 from __future__ import annotations
 
-import re
 import socket
 from socket import inet_ntop, inet_pton
 from typing import NoReturn
 
 from realip.errors import IncompleteHeader, ProxyProtocolError
-from realip.proxyproto._addr import V1_INET as _V1_INET
-from realip.proxyproto._addr import V1_INET6 as _V1_INET6
+from realip.proxyproto import _addr
 from realip.proxyproto._addr import v1_inet as _v1_inet
 from realip.proxyproto._addr import v1_inet6 as _v1_inet6
+from realip.proxyproto._addr import v1_port as _v1_port
 from realip.proxyproto._constants import (
     V1_MAX_SIZE,
     V1_PREFIX,
@@ -33,73 +32,69 @@ from realip.proxyproto._constants import (
     Protocol,
 )
 from realip.proxyproto._types import Address, ProxyHeader
-from realip.proxyproto._util import show
+from realip.proxyproto._util import not_a_header, show
 
-# The shape of a TCP4 or TCP6 line; the addresses are checked apart.
-_PORT = rb"(0|[1-9][0-9]{0,4})"
-_TCP4 = re.compile(
-    rb"PROXY TCP4 ([0-9.]{7,15}) ([0-9.]{7,15}) " + _PORT + b" " + _PORT + rb"\r\n"
-).match
-_TCP6 = re.compile(
-    rb"PROXY TCP6 ([0-9A-Fa-f:.]{2,45}) ([0-9A-Fa-f:.]{2,45}) "
-    + _PORT
-    + b" "
-    + _PORT
-    + rb"\r\n"
-).match
 _new_header = object.__new__
+# The caches are bound here by assignment, not by ``from ... import``: CPython
+# 3.11 compiles a method call on a name bound by an import as an attribute load
+# and a call (no LOAD_METHOD), which costs a bound-method object per lookup.
+_V1_INET = _addr.V1_INET
+_V1_INET6 = _addr.V1_INET6
+_V1_PORT = _addr.V1_PORT
 _AF = {b"TCP4": socket.AF_INET, b"TCP6": socket.AF_INET6}
 _PROTO_NAME = {Family.INET: "TCP4", Family.INET6: "TCP6"}
-_AF_INET = socket.AF_INET
-_AF_INET6 = socket.AF_INET6
 _INET, _INET6, _UNSPEC = Family.INET, Family.INET6, Family.UNSPEC
 _PROXY, _STREAM = Command.PROXY, Protocol.STREAM
 _UNKNOWN_PROTOCOL = Protocol.UNSPEC
 
 
 def parse_v1(data: bytes) -> ProxyHeader:
-    """Parse a v1 line at the start of ``data`` (which starts with ``PROXY ``)."""
-    # Fast path for a valid TCP4/TCP6 line: the regular expression checks the
-    # line's shape (single spaces, CRLF, ports of digits without a leading zero),
-    # the address caches or inet_pton the addresses (see _addr: strict, no leading
-    # zeros in octets, no zone ids, no IPv4 in a TCP6 line or the reverse). Any
+    """Parse a v1 line at the start of ``data`` (whose first byte is ``P``)."""
+    # Fast path for a valid TCP4/TCP6 line: the line (its CRLF within the first
+    # 107 bytes) is split at single spaces, then each
+    # field is looked up among the values already known valid (see _addr) or
+    # checked and remembered: addresses with inet_pton (strict: no leading zeros
+    # in octets, no zone ids, no IPv4 in a TCP6 line or the reverse), ports as
+    # digits without a leading zero or sign. A double space leaves an empty field
+    # and a lone CR or LF stays inside one, so both fail a field's check. Any
     # failure falls through to _parse_slowly(), which handles UNKNOWN and names
     # the culprit of an invalid line.
-    match = _TCP4(data) or _TCP6(data)
-    if match is not None:
-        header = _new_header(ProxyHeader)
-        src, dst, sport, dport = match.groups()
-        try:
-            if data[9] == 0x34:  # "4"
-                header.family = _INET
-                source = _V1_INET.get(src) or _v1_inet(src)
-                destination = _V1_INET.get(dst) or _v1_inet(dst)
-            else:
-                header.family = _INET6
-                # Canonical form, so that v1 and v2 headers for a client compare
-                # equal.
-                source = _V1_INET6.get(src) or _v1_inet6(src)
-                destination = _V1_INET6.get(dst) or _v1_inet6(dst)
-        except (OSError, ValueError):
-            pass
+    line, crlf, _ = data[:V1_MAX_SIZE].partition(b"\r\n")
+    try:
+        prefix, protocol, src, dst, sport, dport = line.split(b" ")
+        if protocol == b"TCP4":
+            family = _INET
+            source = _V1_INET.get(src) or _v1_inet(src)
+            destination = _V1_INET.get(dst) or _v1_inet(dst)
+        elif protocol == b"TCP6":
+            family = _INET6
+            # Canonical form, so that v1 and v2 headers for a client compare equal.
+            source = _V1_INET6.get(src) or _v1_inet6(src)
+            destination = _V1_INET6.get(dst) or _v1_inet6(dst)
         else:
-            # A TCP6 line with 45-character addresses can end past byte 107.
-            end = match.end()
-            source_port = int(sport)
-            destination_port = int(dport)
-            if (
-                source_port <= 0xFFFF
-                and destination_port <= 0xFFFF
-                and end <= V1_MAX_SIZE
-            ):
-                header.source = (source, source_port)
-                header.destination = (destination, destination_port)
-                header.tlvs = ()
-                header.version = 1
-                header.command = _PROXY
-                header.protocol = _STREAM
-                header.length = end
-                return header
+            raise ValueError(protocol)
+        source_port = _V1_PORT.get(sport)
+        if source_port is None:
+            source_port = _v1_port(sport)
+        destination_port = _V1_PORT.get(dport)
+        if destination_port is None:
+            destination_port = _v1_port(dport)
+    except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
+        pass
+    else:
+        if crlf and prefix == b"PROXY":
+            header = _new_header(ProxyHeader)
+            header.source = (source, source_port)
+            header.destination = (destination, destination_port)
+            header.tlvs = ()
+            header.version = 1
+            header.command = _PROXY
+            header.family = family
+            header.protocol = _STREAM
+            header.length = len(line) + 2
+            return header
+    if data[:6] != V1_PREFIX:
+        not_a_header(data)
     end = data.find(b"\r\n", 6, V1_MAX_SIZE)
     if end < 0:
         _incomplete_or_invalid(data)

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from typing import NamedTuple, NoReturn, TypeVar
 
 from realip.errors import ChecksumError, IncompleteHeader, ProxyProtocolError
-from realip.proxyproto._addr import V2_INET6 as _V2_INET6
+from realip.proxyproto import _addr
 from realip.proxyproto._addr import v2_inet6 as _v2_inet6
 from realip.proxyproto._constants import (
     ADDRESS_BLOCK_SIZE,
@@ -41,10 +41,10 @@ from realip.proxyproto._constants import (
 )
 from realip.proxyproto._crc32c import crc32c as _crc32c
 from realip.proxyproto._types import TLV, Address, ProxyHeader, check_tlv_run
-from realip.proxyproto._util import show
+from realip.proxyproto._util import not_a_header, show
 
 _FIXED = struct.Struct("!BBH")
-_VER_CMD_FAM_LEN = struct.Struct("!HH")
+_SIGNATURE_VER_CMD_FAM_LEN = struct.Struct("!12sHH")
 _TLV_HEAD = struct.Struct("!BH")
 _PORTS = struct.Struct("!HH")
 #: The INET address block in one unpack: eight octets, two ports.
@@ -58,6 +58,8 @@ _OCTET = tuple(str(octet) for octet in range(256))
 _OCTET_DOT = tuple(f"{octet}." for octet in range(256))
 
 _new_header = object.__new__
+# Bound by assignment for the reason given in _v1.
+_V2_INET6 = _addr.V2_INET6
 
 
 class _Kind(NamedTuple):
@@ -92,16 +94,19 @@ _UNIX = Family.UNIX
 
 
 def parse_v2(data: bytes, max_size: int = V2_MAX_SIZE) -> ProxyHeader:
-    """Parse a v2 header at the start of ``data`` (whose first 12 bytes are the
-    signature)."""
+    """Parse a v2 header at the start of ``data`` (whose first byte is CR)."""
     try:
-        ver_cmd_fam, length = _VER_CMD_FAM_LEN.unpack_from(data, 12)
+        signature, ver_cmd_fam, length = _SIGNATURE_VER_CMD_FAM_LEN.unpack_from(data)
     except struct.error:  # fewer than the 16 fixed bytes
+        if data[:12] != V2_SIGNATURE:
+            not_a_header(data)
         size = len(data)
         raise IncompleteHeader(
             f"v2 header incomplete: {size} of {V2_FIXED_SIZE} fixed bytes",
             needed=V2_FIXED_SIZE - size,
         ) from None
+    if signature != V2_SIGNATURE:
+        not_a_header(data)
     kind = _KINDS.get(ver_cmd_fam)
     if kind is None:
         _refuse_fixed(ver_cmd_fam >> 8, ver_cmd_fam & 0xFF)
