@@ -20,6 +20,8 @@ _V = TypeVar("_V", str, int)
 
 CACHE_SIZE = 1024
 
+#: packed 4 bytes -> dotted-quad text (v2 headers)
+V2_INET: dict[bytes, str] = {}
 #: packed 16 bytes -> canonical IPv6 text (v2 headers)
 V2_INET6: dict[bytes, str] = {}
 #: bytes seen in a v1 TCP4 line -> the same text, known valid
@@ -29,6 +31,13 @@ V1_INET6: dict[bytes, str] = {}
 #: bytes seen as a v1 port -> its value, known to be written without a leading
 #: zero or sign and to be at most 65535
 V1_PORT: dict[bytes, int] = {}
+
+
+def v2_inet(packed: bytes) -> str:
+    """Dotted-quad text of a packed IPv4 address (the cache-miss path)."""
+    text = inet_ntop(AF_INET, packed)
+    _remember(V2_INET, packed, text)
+    return text
 
 
 def v2_inet6(packed: bytes) -> str:
