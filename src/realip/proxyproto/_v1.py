@@ -52,9 +52,10 @@ def parse_v1(data: bytes) -> ProxyHeader:
     """Parse a v1 line at the start of ``data`` (whose first byte is ``P``)."""
     # Fast path for a valid TCP4/TCP6 line: the line (its CRLF within the first
     # 107 bytes) is split at single spaces, then each field is looked up among
-    # the values already known valid (see _addr) or checked and remembered: addresses with inet_pton (strict: no leading zeros
-    # in octets, no zone ids, no IPv4 in a TCP6 line or the reverse), ports as
-    # digits without a leading zero or sign. A double space leaves an empty field
+    # the values already known valid (see _addr) or checked and remembered:
+    # addresses with inet_pton (strict: no leading zeros in octets, no zone ids,
+    # no IPv4 in a TCP6 line or the reverse), ports as digits without a leading
+    # zero or sign. A double space leaves an empty field
     # and a lone CR or LF stays inside one, so both fail a field's check. Any
     # failure falls through to _parse_slowly(), which handles UNKNOWN and names
     # the culprit of an invalid line. (partition() on the first 107 bytes costs
