@@ -55,12 +55,12 @@ def parse_v1(data: bytes) -> ProxyHeader:
     # the values already known valid (see _addr) or checked and remembered:
     # addresses with inet_pton (strict: no leading zeros in octets, no zone ids,
     # no IPv4 in a TCP6 line or the reverse), ports as digits without a leading
-    # zero or sign. A double space leaves an empty field
-    # and a lone CR or LF stays inside one, so both fail a field's check. Any
-    # failure falls through to _parse_slowly(), which handles UNKNOWN and names
-    # the culprit of an invalid line. (partition() on the first 107 bytes costs
-    # less than find() and a slice: CPython 3.11 calls it without an argument
-    # tuple.) tests/proxyproto/test_v1_oracle.py holds this to a regex reading.
+    # zero or sign. A double space leaves an empty field and a lone CR or LF
+    # stays inside one, so both fail a field's check. Any failure falls through
+    # to _parse_slowly(), which handles UNKNOWN and names the culprit of an
+    # invalid line. (partition() on the first 107 bytes costs less than find()
+    # and a slice: CPython 3.11 calls it without an argument tuple.)
+    # tests/proxyproto/test_v1_oracle.py holds this path to a regex reading.
     line, crlf, _ = data[:V1_MAX_SIZE].partition(b"\r\n")
     try:
         prefix, protocol, src, dst, sport, dport = line.split(b" ")
