@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from _cachegrind import cachegrind, instructions_in
 
 HERE = Path(__file__).resolve().parent
 
@@ -44,7 +45,9 @@ run({measured})
 """
 
 
-def instructions(name: str, side: str, calls: int, measured: int, pure: bool) -> int:
+def instructions(
+    valgrind: str, name: str, side: str, calls: int, measured: int, pure: bool
+) -> int:
     """User-space instructions of one child process."""
     code = _CHILD.format(
         here=str(HERE),
@@ -57,23 +60,11 @@ def instructions(name: str, side: str, calls: int, measured: int, pure: bool) ->
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "log"
         subprocess.run(
-            [
-                "valgrind",
-                "--tool=cachegrind",
-                "--cache-sim=no",
-                "--cachegrind-out-file=/dev/null",
-                f"--log-file={log}",
-                sys.executable,
-                "-c",
-                code,
-            ],
+            cachegrind(valgrind, log, [sys.executable, "-c", code]),
             check=True,
             env={**os.environ, "PYTHONHASHSEED": "0"},
         )
-        match = re.search(r"I\s+refs:\s+([\d,]+)", log.read_text())
-    if match is None:
-        raise SystemExit(f"no instruction count in valgrind's log for {name}/{side}")
-    return int(match.group(1).replace(",", ""))
+        return instructions_in(log)
 
 
 def main() -> None:
@@ -84,8 +75,9 @@ def main() -> None:
         "--pure-crc", action="store_true", help="realip with its pure-Python CRC32C"
     )
     args = parser.parse_args()
-    if shutil.which("valgrind") is None:
-        raise SystemExit("valgrind not found: apt-get install valgrind")
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise SystemExit("codec_icount: needs valgrind (apt-get install valgrind)")
     sys.path.insert(0, str(HERE))
     import codec_compare
 
@@ -97,8 +89,10 @@ def main() -> None:
     for name in names:
         counts = {}
         for side in ("realip", "icgood"):
-            base = instructions(name, side, args.calls, 0, args.pure_crc)
-            full = instructions(name, side, args.calls, args.calls, args.pure_crc)
+            base = instructions(valgrind, name, side, args.calls, 0, args.pure_crc)
+            full = instructions(
+                valgrind, name, side, args.calls, args.calls, args.pure_crc
+            )
             counts[side] = (full - base) / args.calls
         ratio = counts["icgood"] / counts["realip"]
         print(

@@ -17,7 +17,6 @@ times slower; needs ``valgrind`` (``apt-get install valgrind``).
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import signal
 import socket
@@ -28,6 +27,7 @@ import threading
 import time
 from pathlib import Path
 
+from _cachegrind import cachegrind, instructions_in
 from serve_compare import HERE, free_port, realip_argv, uvicorn_argv
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
@@ -81,10 +81,7 @@ def instructions(argv: list[str], port: int, count: int, valgrind: str) -> int:
     connections after the warm-up."""
     with tempfile.TemporaryDirectory() as folder:
         log = Path(folder) / "valgrind.log"
-        command = [
-            valgrind, "--tool=cachegrind", "--cache-sim=no",
-            "--cachegrind-out-file=/dev/null", f"--log-file={log}", *argv,
-        ]  # fmt: skip
+        command = cachegrind(valgrind, log, argv)
         proc = subprocess.Popen(
             command, cwd=HERE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
@@ -95,10 +92,7 @@ def instructions(argv: list[str], port: int, count: int, valgrind: str) -> int:
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(120)
-        match = re.search(r"I\s+refs:\s+([\d,]+)", log.read_text())
-        if match is None:
-            raise RuntimeError(f"no instruction count in {log.read_text()[-500:]}")
-        return int(match.group(1).replace(",", ""))
+        return instructions_in(log)
 
 
 def main() -> int:
