@@ -7,7 +7,9 @@ differences being measured, while the number of instructions a call runs does
 not. Each (row, side) runs in its own ``valgrind --tool=cachegrind`` process
 that makes ``--calls`` calls after a warm-up of the same number (so that
 CPython's specialising interpreter has settled); a process that makes only the
-warm-up is subtracted. Needs ``valgrind`` (``apt-get install valgrind``); takes
+warm-up is subtracted. Objects made before the calls are frozen out of the
+cyclic collector's way (``gc.freeze``), so that its passes cost what the calls
+allocate and not what the set-up left behind. Needs ``valgrind`` (``apt-get install valgrind``); takes
 a few minutes.
 
     python3 bench/codec_icount.py [--calls 4000] [--only NAME] [--pure-crc]
@@ -35,8 +37,11 @@ if {pure_crc!r}:
     import realip.proxyproto._v2 as v2
     from realip.proxyproto import crc32c_pure
     v2._crc32c = crc32c_pure
+import gc
 _, ours, theirs = codec_compare.rows()[{name!r}]
 call = ours if {side!r} == "realip" else theirs
+gc.collect()
+gc.freeze()  # the collector's passes then walk only what the calls allocate
 def run(n):
     for _ in range(n):
         call()
