@@ -45,12 +45,16 @@ from realip.proxyproto._types import TLV, Address, ProxyHeader, check_tlv_run
 from realip.proxyproto._util import not_a_header, show
 
 _FIXED = struct.Struct("!BBH")
-_SIGNATURE_VER_CMD_FAM_LEN = struct.Struct("!12sHH")
+#: The fixed 16 bytes: signature, ver_cmd and fam as one u16, len.
+_FIXED_HEADER = struct.Struct("!12sHH")
 _TLV_HEAD = struct.Struct("!BH")
 _PORTS = struct.Struct("!HH")
 #: An address block in one unpack: the two packed addresses, the two ports.
 _INET_BLOCK = struct.Struct("!4s4sHH")
 _INET6_BLOCK = struct.Struct("!16s16sHH")
+#: The fixed 16 bytes and the address block together.
+_INET_HEADER = struct.Struct("!12sHH4s4sHH")
+_INET6_HEADER = struct.Struct("!12sHH16s16sHH")
 _UNIX_PATH_SIZE = 108
 _ZERO_CRC = b"\x00\x00\x00\x00"
 
@@ -93,16 +97,24 @@ _UNIX = Family.UNIX
 
 def parse_v2(data: bytes, max_size: int = V2_MAX_SIZE) -> ProxyHeader:
     """Parse a v2 header at the start of ``data`` (whose first byte is CR)."""
+    # An INET or INET6 header (the fam byte says which) is read with its address
+    # block in one unpack; any other, or one too short for that, has its fixed
+    # 16 bytes read first and its block later.
+    src = None
     try:
-        signature, ver_cmd_fam, length = _SIGNATURE_VER_CMD_FAM_LEN.unpack_from(data)
-    except struct.error:  # fewer than the 16 fixed bytes
-        if data[:12] != V2_SIGNATURE:
-            not_a_header(data)
-        size = len(data)
-        raise IncompleteHeader(
-            f"v2 header incomplete: {size} of {V2_FIXED_SIZE} fixed bytes",
-            needed=V2_FIXED_SIZE - size,
-        ) from None
+        fam = data[13]
+        if fam == 0x11 or fam == 0x12:
+            signature, ver_cmd_fam, length, src, dst, sport, dport = (
+                _INET_HEADER.unpack_from(data)
+            )
+        elif fam == 0x21 or fam == 0x22:
+            signature, ver_cmd_fam, length, src, dst, sport, dport = (
+                _INET6_HEADER.unpack_from(data)
+            )
+        else:
+            signature, ver_cmd_fam, length = _FIXED_HEADER.unpack_from(data)
+    except (IndexError, struct.error):
+        signature, ver_cmd_fam, length = _fixed_or_incomplete(data)
     if signature != V2_SIGNATURE:
         not_a_header(data)
     kind = _KINDS.get(ver_cmd_fam)
@@ -134,11 +146,13 @@ def parse_v2(data: bytes, max_size: int = V2_MAX_SIZE) -> ProxyHeader:
     # Filled slot by slot: cheaper than a call to the dataclass __init__.
     header = _new_header(ProxyHeader)
     if family is _INET:
-        src, dst, sport, dport = _INET_BLOCK.unpack_from(data, 16)
+        if src is None:
+            src, dst, sport, dport = _INET_BLOCK.unpack_from(data, 16)
         header.source = (_V2_INET.get(src) or _v2_inet(src), sport)
         header.destination = (_V2_INET.get(dst) or _v2_inet(dst), dport)
     elif family is _INET6:
-        src, dst, sport, dport = _INET6_BLOCK.unpack_from(data, 16)
+        if src is None:
+            src, dst, sport, dport = _INET6_BLOCK.unpack_from(data, 16)
         header.source = (_V2_INET6.get(src) or _v2_inet6(src), sport)
         header.destination = (_V2_INET6.get(dst) or _v2_inet6(dst), dport)
     elif family is _UNIX:
@@ -161,6 +175,21 @@ def parse_v2(data: bytes, max_size: int = V2_MAX_SIZE) -> ProxyHeader:
     header.protocol = protocol
     header.length = total
     return header
+
+
+def _fixed_or_incomplete(data: bytes) -> tuple[bytes, int, int]:
+    """The fixed 16 bytes of a header too short for the one-unpack read of its
+    address block; raises if even they are not all there."""
+    try:
+        return _FIXED_HEADER.unpack_from(data)
+    except struct.error:
+        if data[:12] != V2_SIGNATURE:
+            not_a_header(data)
+        size = len(data)
+        raise IncompleteHeader(
+            f"v2 header incomplete: {size} of {V2_FIXED_SIZE} fixed bytes",
+            needed=V2_FIXED_SIZE - size,
+        ) from None
 
 
 def _refuse_fixed(ver_cmd: int, fam: int) -> NoReturn:
