@@ -9,8 +9,8 @@ that makes ``--calls`` calls after a warm-up of the same number (so that
 CPython's specialising interpreter has settled); a process that makes only the
 warm-up is subtracted. Objects made before the calls are frozen out of the
 cyclic collector's way (``gc.freeze``), so that its passes cost what the calls
-allocate and not what the set-up left behind. Needs ``valgrind`` (``apt-get install valgrind``); takes
-a few minutes.
+allocate and not what the set-up left behind. Needs ``valgrind`` (``apt-get
+install valgrind``); takes about ten minutes.
 
     python3 bench/codec_icount.py [--calls 4000] [--only NAME] [--pure-crc]
 """
