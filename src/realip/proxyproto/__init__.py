@@ -21,14 +21,13 @@ from realip.proxyproto._constants import (
 from realip.proxyproto._crc32c import crc32c, crc32c_pure
 from realip.proxyproto._decode import (
     HeaderReader,
-    Sniff,
     decode,
     decode_datagram,
     encode,
     encode_datagram,
-    sniff,
 )
 from realip.proxyproto._json import header_to_json, tlv_to_json
+from realip.proxyproto._sniff import Sniff, sniff
 from realip.proxyproto._types import TLV, Address, ProxyHeader, SSLInfo
 from realip.proxyproto._v1 import build_v1
 from realip.proxyproto._v2 import build_v2

@@ -1,66 +1,21 @@
-"""Entry points: one-shot :func:`decode`, :func:`sniff` and the incremental
-:class:`HeaderReader`, plus the per-datagram UDP functions.
-
-Detection follows section 2.2 of the spec: a v2 header starts with the 12-byte
-signature, a v1 header with ``PROXY``. :func:`sniff` answers from as few bytes as
-possible, which is what a receiver that accepts connections both with and without a
-header needs: it never waits once the bytes seen so far rule a header out.
+"""Entry points: one-shot :func:`decode` and the incremental
+:class:`HeaderReader`, plus the per-datagram UDP functions. (Detection,
+:func:`~realip.proxyproto.sniff`, is in ``_sniff``.)
 """
 
 from __future__ import annotations
 
-import enum
-
 from realip.errors import IncompleteHeader, ProxyProtocolError
 from realip.proxyproto._constants import (
-    V1_PREFIX,
     V2_MAX_SIZE,
-    V2_SIGNATURE,
     Command,
     Family,
     Protocol,
 )
+from realip.proxyproto._sniff import Buffer, not_a_header
 from realip.proxyproto._types import ProxyHeader
-from realip.proxyproto._util import not_a_header
 from realip.proxyproto._v1 import build_v1, parse_v1
 from realip.proxyproto._v2 import build_v2, parse_v2
-
-Buffer = bytes | bytearray | memoryview
-
-
-class Sniff(enum.Enum):
-    """What the first bytes of a connection say about a PROXY header."""
-
-    V1 = "v1"
-    V2 = "v2"
-    #: The bytes so far start neither signature: this is the client's own data.
-    NOT_PROXY = "not-proxy"
-    #: Every byte so far matches the start of a signature; read more.
-    NEED_MORE = "need-more"
-
-
-def sniff(data: Buffer) -> Sniff:
-    """Tell a v1 line, a v2 block and anything else apart from the first bytes.
-
-    At most 12 bytes (v2) or 6 bytes (v1) are ever needed, and fewer when the bytes
-    diverge from both signatures early (an HTTP request is told apart at its first
-    byte, a TLS ClientHello too).
-    """
-    size = len(data)
-    if size == 0:
-        return Sniff.NEED_MORE
-    first = data[0]
-    if first == 0x0D:
-        seen = min(size, 12)
-        if data[:seen] != V2_SIGNATURE[:seen]:
-            return Sniff.NOT_PROXY
-        return Sniff.V2 if size >= 12 else Sniff.NEED_MORE
-    if first == 0x50:  # "P"
-        seen = min(size, 6)
-        if data[:seen] != V1_PREFIX[:seen]:
-            return Sniff.NOT_PROXY
-        return Sniff.V1 if size >= 6 else Sniff.NEED_MORE
-    return Sniff.NOT_PROXY
 
 
 def decode(data: Buffer, *, max_size: int = V2_MAX_SIZE) -> ProxyHeader:

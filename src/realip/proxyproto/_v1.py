@@ -31,8 +31,9 @@ from realip.proxyproto._constants import (
     Family,
     Protocol,
 )
+from realip.proxyproto._sniff import not_a_header
 from realip.proxyproto._types import Address, ProxyHeader
-from realip.proxyproto._util import not_a_header, show
+from realip.proxyproto._util import show
 
 _new_header = object.__new__
 # The caches are bound here by assignment, not by ``from ... import``: CPython

@@ -7,8 +7,8 @@ PROXY), ``fam`` (family and transport, one of seven valid bytes), a big-endian u
 Theory of operation: the fixed 16 bytes are checked first (``ver_cmd`` and ``fam``
 with one lookup among the fourteen valid pairs), so an invalid header is
 refused as soon as it can be known and an over-long one before its body arrives.
-Then the body is walked once: addresses turned into text (``inet_ntop`` behind
-the caches of ``_addr``), TLVs checked in place without building anything
+Then the body is walked once: addresses turned into text (behind the caches of
+``_addr``), TLVs checked in place without building anything
 (the header splits them into :class:`TLV` objects when ``tlvs`` is first read),
 and the CRC32C TLV (if any) verified over the bytes as received with its own
 four bytes counted as zero, whatever its position among the TLVs (section
@@ -41,8 +41,9 @@ from realip.proxyproto._constants import (
     TLVType,
 )
 from realip.proxyproto._crc32c import crc32c as _crc32c
+from realip.proxyproto._sniff import not_a_header
 from realip.proxyproto._types import TLV, Address, ProxyHeader, check_tlv_run
-from realip.proxyproto._util import not_a_header, show
+from realip.proxyproto._util import show
 
 _FIXED = struct.Struct("!BBH")
 #: The fixed 16 bytes: signature, ver_cmd and fam as one u16, len.
