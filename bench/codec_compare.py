@@ -10,7 +10,9 @@ both sides alike; the table shows medians and the ratio of the medians.
 The rows that reuse one header let realip's bounded address caches (see
 ``src/realip/proxyproto/_addr.py``) answer for the source as well as the
 destination; the "cold" rows cycle through more distinct clients, each with its
-own source address and port, than the caches hold, as a busy server sees them.
+own source address and port, than the address caches hold, as a busy server sees
+them. (Ports are a closed set: the v1 port cache holds a whole ephemeral range,
+so a cold row's ports are known after its first round, as a server's would be.)
 The work the two sides do differs (printed with the table): see ``NOTES``.
 
     python3 bench/codec_compare.py [--repeat 31] [--number 20000] [--only NAME]
