@@ -15,6 +15,9 @@ conversion.
 from __future__ import annotations
 
 from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
+from typing import TypeVar
+
+_V = TypeVar("_V", str, int)
 
 CACHE_SIZE = 1024
 _OCTET = tuple(str(octet) for octet in range(256))
@@ -42,9 +45,7 @@ def v2_inet(packed: bytes) -> str:
     # From a table of the 256 octets: under half the instructions of inet_ntop.
     dot = _OCTET_DOT
     text = dot[packed[0]] + dot[packed[1]] + dot[packed[2]] + _OCTET[packed[3]]
-    if len(V2_INET) >= CACHE_SIZE:
-        V2_INET.clear()
-    V2_INET[packed] = text
+    _remember(V2_INET, packed, text)
     return text
 
 
@@ -81,14 +82,16 @@ def v1_port(raw: bytes) -> int:
     if raw.isdigit() and len(raw) <= 5 and (raw[0] != 0x30 or len(raw) == 1):
         port = int(raw)
         if port <= 0xFFFF:
-            if len(V1_PORT) >= PORT_CACHE_SIZE:
-                V1_PORT.clear()
-            V1_PORT[raw] = port
+            _remember(V1_PORT, raw, port, PORT_CACHE_SIZE)
             return port
     raise ValueError(raw)
 
 
-def _remember(cache: dict[bytes, str], key: bytes, value: str) -> None:
-    if len(cache) >= CACHE_SIZE:
+def _remember(
+    cache: dict[bytes, _V], key: bytes, value: _V, size: int | None = None
+) -> None:
+    """Store ``value``, emptying ``cache`` first if it holds ``size`` entries
+    (:data:`CACHE_SIZE` by default)."""
+    if len(cache) >= (CACHE_SIZE if size is None else size):
         cache.clear()
     cache[key] = value
